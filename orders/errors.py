@@ -1,0 +1,130 @@
+"""Domain errors with a code, and the one DRF handler that renders every API error (SPEC §10)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django_fsm import ConcurrentTransition, TransitionNotAllowed
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class DomainError(Exception):
+    code = "validation_error"
+    status_code = 400
+
+    def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+        if code:
+            self.code = code
+
+
+class ValidationFailed(DomainError):
+    code = "validation_error"
+
+
+class WindowClosed(DomainError):
+    code = "window_closed"
+
+
+class WindowNotOpen(DomainError):
+    code = "window_not_open"
+
+
+class AmountExceedsRefundable(DomainError):
+    code = "amount_exceeds_refundable"
+
+
+class InvalidTransition(DomainError):
+    code = "invalid_transition"
+    status_code = 409
+
+
+class Duplicate(DomainError):
+    code = "duplicate"
+    status_code = 409
+
+
+class NotAllowed(DomainError):
+    code = "permission_denied"
+    status_code = 403
+
+
+def envelope(code: str, message: str, fields: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return {"error": body}
+
+
+_DRF_CODES = {
+    exceptions.NotAuthenticated: ("not_authenticated", 401),
+    exceptions.AuthenticationFailed: ("not_authenticated", 401),
+    exceptions.PermissionDenied: ("permission_denied", 403),
+    exceptions.NotFound: ("not_found", 404),
+    exceptions.MethodNotAllowed: ("method_not_allowed", 405),
+    exceptions.NotAcceptable: ("not_acceptable", 406),
+    exceptions.UnsupportedMediaType: ("unsupported_media_type", 415),
+    exceptions.Throttled: ("rate_limited", 429),
+    exceptions.ParseError: ("validation_error", 400),
+}
+
+
+def _flatten(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {k: _flatten(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        flat: list[Any] = []
+        for item in detail:
+            value = _flatten(item)
+            flat.extend(value if isinstance(value, list) else [value])
+        return flat
+    return str(detail)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        return Response(envelope(exc.code, exc.message, exc.fields), status=exc.status_code)
+    if isinstance(exc, TransitionNotAllowed | ConcurrentTransition):
+        return Response(
+            envelope("invalid_transition", "That action is not possible in the current state."),
+            status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, DjangoValidationError):
+        fields = exc.message_dict if hasattr(exc, "error_dict") else None
+        return Response(
+            envelope("validation_error", "; ".join(exc.messages), fields), status=400
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        if isinstance(fields, dict):
+            message = "; ".join(
+                f"{name}: {msgs[0] if isinstance(msgs, list) and msgs else msgs}"
+                for name, msgs in fields.items()
+            )
+        else:
+            message = "; ".join(fields) if isinstance(fields, list) else str(fields)
+            fields = None
+        response.data = envelope("validation_error", message or "Invalid input.", fields)
+        return response
+    code, _ = next(
+        ((c, s) for cls, (c, s) in _DRF_CODES.items() if isinstance(exc, cls)),
+        ("error", response.status_code),
+    )
+    detail = getattr(exc, "detail", str(exc))
+    response.data = envelope(code, str(detail))
+    return response

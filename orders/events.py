@@ -1,0 +1,140 @@
+"""One function per kind of audit event; the payload is what its notices need (STYLE §1, §6)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.utils import timezone
+
+from .models import Event, Order, Payout, User
+
+
+def recipients(order: Order, *roles: str) -> dict[str, Any]:
+    """Who a notice goes to: the order's buyer and/or seller by id, and/or staff."""
+    notify: dict[str, Any] = {}
+    if "buyer" in roles:
+        notify["buyer"] = order.buyer_id
+    if "seller" in roles:
+        notify["seller"] = order.shop.owner_id
+    if "staff" in roles:
+        notify["staff"] = True
+    return notify
+
+
+def order_payload(order: Order, **extra: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "order_number": order.number,
+        "currency": order.currency,
+        "shop": order.shop.name,
+        "payment_method_label": order.payment_method_label,
+    }
+    for key, value in extra.items():
+        if isinstance(value, datetime):
+            payload[key] = value.isoformat()
+        elif isinstance(value, UUID):
+            payload[key] = str(value)
+        elif value is not None:
+            payload[key] = value if isinstance(value, str | int | bool | dict | list) else str(value)
+    return payload
+
+
+def event_record(
+    *,
+    order: Order,
+    kind: str,
+    actor: User | None,
+    from_state: str = "",
+    to_state: str = "",
+    note: str = "",
+    notify: tuple[str, ...] = (),
+    case_id: UUID | None = None,
+    dispute_id: UUID | None = None,
+    at: datetime | None = None,
+    **payload: Any,
+) -> Event:
+    return Event.objects.create(
+        order=order,
+        kind=kind,
+        actor=actor,
+        from_state=from_state,
+        to_state=to_state,
+        note=note,
+        case_id=case_id,
+        dispute_id=dispute_id,
+        created_at=at or timezone.now(),
+        payload={
+            "notify": recipients(order, *notify),
+            **({"case_id": str(case_id)} if case_id else {}),
+            **({"dispute_id": str(dispute_id)} if dispute_id else {}),
+            **order_payload(order, **payload),
+        },
+    )
+
+
+def event_order_received(*, order: Order, actor: User | None) -> Event:
+    return event_record(order=order, kind="order.received", actor=actor, to_state=order.status)
+
+
+def event_order_shipped(*, order: Order, actor: User | None) -> Event:
+    return event_record(
+        order=order, kind="order.shipped", actor=actor, from_state="paid", to_state="shipped",
+        carrier=order.carrier, tracking_number=order.tracking_number,
+    )
+
+
+def event_order_delivered(*, order: Order, actor: User | None, from_state: str) -> Event:
+    return event_record(
+        order=order, kind="order.delivered", actor=actor, from_state=from_state,
+        to_state="delivered",
+    )
+
+
+def event_order_cancelled(*, order: Order, actor: User, payout: Payout) -> Event:
+    return event_record(
+        order=order, kind="order.cancelled", actor=actor, from_state="paid", to_state="cancelled",
+        note=order.cancel_reason, notify=("buyer", "seller"),
+        amount=str(payout.amount), reason=order.cancel_reason, payout_id=payout.public_id,
+    )
+
+
+def event_payout_created(*, payout: Payout, actor: User | None) -> Event:
+    return event_record(
+        order=payout.order, kind="payout.created", actor=actor, to_state="pending",
+        amount=str(payout.amount), payout_id=payout.public_id, purpose=payout.purpose,
+        case_id=payout.subject_id if payout.purpose == "refund" else None,
+    )
+
+
+def event_payout_succeeded(*, payout: Payout, at: datetime) -> Event:
+    return event_record(
+        order=payout.order, kind="payout.succeeded", actor=None, from_state="pending",
+        to_state="succeeded", notify=("buyer", "seller"), at=at,
+        amount=str(payout.amount), payout_id=payout.public_id, purpose=payout.purpose,
+        case_id=payout.subject_id if payout.purpose == "refund" else None,
+    )
+
+
+def event_payout_failed(*, payout: Payout, at: datetime) -> Event:
+    return event_record(
+        order=payout.order, kind="payout.failed", actor=None, from_state="pending",
+        to_state="failed", note=payout.failure_reason, notify=("staff",), at=at,
+        amount=str(payout.amount), payout_id=payout.public_id, attempts=payout.attempts,
+        reason=payout.failure_reason,
+    )
+
+
+def event_payout_staff_action(*, payout: Payout, actor: User, kind: str, from_state: str) -> Event:
+    return event_record(
+        order=payout.order, kind=kind, actor=actor, from_state=from_state,
+        to_state=payout.status, amount=str(payout.amount), payout_id=payout.public_id,
+    )
+
+
+def event_message_posted(*, order: Order, actor: User, notify_role: str,
+                         case_id: UUID | None = None, excerpt: str = "") -> Event:
+    return event_record(
+        order=order, kind="message.posted", actor=actor, notify=(notify_role,), case_id=case_id,
+        excerpt=excerpt[:200],
+    )

@@ -1,0 +1,358 @@
+"""Accounts, shops, orders, payouts and the audit event table (the bottom of the app graph)."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django_fsm import FSMField, FSMModelMixin, transition
+
+from . import windows
+from .money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"{value!r} is not a time zone (use a name like Europe/Berlin).") from exc
+
+
+def default_time_zone() -> str:
+    return settings.MARKETPLACE_TIME_ZONE
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra) -> User:  # type: ignore[no-untyped-def]
+        if not email:
+            raise ValueError("Users need an email address")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra) -> User:  # type: ignore[no-untyped-def]
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin, TimeStamped):
+    """One account can buy and, when it owns a shop, sell. Staff work the admin desk."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=150, blank=True)
+    time_zone = models.CharField(
+        max_length=64, default=default_time_zone, validators=[validate_time_zone]
+    )
+    is_staff = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    # The marketplace's integration account: may push orders and shipping events with a token.
+    is_marketplace = models.BooleanField(default=False)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    def __str__(self) -> str:
+        return self.name or self.email
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email.split("@")[0]
+
+
+def validate_return_policy(value):  # type: ignore[no-untyped-def]
+    windows.validate_return_policy(value)
+
+
+def default_return_policy():  # type: ignore[no-untyped-def]
+    return windows.window("return_policy_default")
+
+
+class Shop(TimeStamped):
+    owner = models.ForeignKey(User, on_delete=models.PROTECT, related_name="shops")
+    slug = models.SlugField(max_length=80, unique=True)
+    name = models.CharField(max_length=150)
+    # How long after delivery change-of-mind returns are accepted (15 minutes … 30 days).
+    return_policy = models.DurationField(
+        default=default_return_policy, validators=[validate_return_policy]
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PaymentMethod(models.TextChoices):
+    CARD = "card", "Card"
+    PAYPAL = "paypal", "PayPal"
+    WALLET = "wallet", "Wallet"
+    BANK_TRANSFER = "bank_transfer", "Bank transfer"
+
+
+class OrderStatus(models.TextChoices):
+    PAID = "paid", "Paid"  # paid, not yet shipped
+    SHIPPED = "shipped", "Shipped"  # handed to the carrier
+    DELIVERED = "delivered", "Delivered"  # the carrier reported delivery
+    CANCELLED = "cancelled", "Cancelled"  # cancelled before shipping, refunded in full
+
+
+def _money_field(**kw):  # type: ignore[no-untyped-def]
+    return models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, **kw)
+
+
+class Order(FSMModelMixin, TimeStamped):
+    number = models.CharField(max_length=64, unique=True)
+    buyer = models.ForeignKey(User, on_delete=models.PROTECT, related_name="orders_bought")
+    shop = models.ForeignKey(Shop, on_delete=models.PROTECT, related_name="orders")
+    currency = models.CharField(max_length=3)
+    total = _money_field()
+    # Sum of every payout that is not cancelled; raised with F() inside the payout's transaction,
+    # so the check constraint below is the last word on the refund cap under concurrency.
+    reserved = _money_field(default=Decimal("0"))
+    payment_method = models.CharField(max_length=20, choices=PaymentMethod.choices)
+    payment_reference = models.CharField(max_length=128)
+    card_brand = models.CharField(max_length=32, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    placed_at = models.DateTimeField()
+    deliver_by = models.DateTimeField(null=True, blank=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    carrier = models.CharField(max_length=80, blank=True)
+    tracking_number = models.CharField(max_length=80, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.CharField(max_length=40, blank=True)
+    # The shop's policy when the order arrived; later policy changes do not touch it.
+    return_policy = models.DurationField(default=default_return_policy)
+    status = FSMField(default=OrderStatus.PAID, choices=OrderStatus.choices, protected=True)
+
+    class Meta:
+        ordering = ["-placed_at", "-id"]
+        indexes = [
+            models.Index(fields=["buyer", "-placed_at"]),
+            models.Index(fields=["shop", "-placed_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(total__gt=0), name="order_total_positive"),
+            models.CheckConstraint(condition=Q(reserved__gte=0), name="order_reserved_not_negative"),
+            models.CheckConstraint(
+                condition=Q(reserved__lte=F("total")), name="order_reserved_within_total"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def refundable(self) -> Decimal:
+        """Total less every payout that is not cancelled; never below zero (SPEC §2)."""
+        return max(self.total - self.reserved, Decimal("0"))
+
+    @property
+    def payment_method_label(self) -> str:
+        if self.payment_method == PaymentMethod.CARD and self.card_last4:
+            return f"{self.card_brand or 'Card'} ••{self.card_last4}"
+        return PaymentMethod(self.payment_method).label
+
+    @property
+    def seller(self) -> User:
+        return self.shop.owner
+
+    @transition(field=status, source=OrderStatus.PAID, target=OrderStatus.SHIPPED)
+    def ship(self, *, carrier: str, tracking_number: str, shipped_at) -> None:  # type: ignore[no-untyped-def]
+        self.carrier = carrier
+        self.tracking_number = tracking_number
+        self.shipped_at = shipped_at
+
+    @transition(
+        field=status, source=[OrderStatus.PAID, OrderStatus.SHIPPED], target=OrderStatus.DELIVERED
+    )
+    def deliver(self, *, delivered_at) -> None:  # type: ignore[no-untyped-def]
+        self.delivered_at = delivered_at
+
+    @transition(field=status, source=OrderStatus.PAID, target=OrderStatus.CANCELLED)
+    def cancel(self, *, reason: str, at) -> None:  # type: ignore[no-untyped-def]
+        self.cancel_reason = reason
+        self.cancelled_at = at
+
+
+class OrderItem(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    sku = models.CharField(max_length=64)
+    title = models.CharField(max_length=200)
+    quantity = models.PositiveIntegerField()
+    unit_price = _money_field()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_item_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="order_item_price_not_negative"),
+        ]
+
+    @property
+    def line_total(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+class PayoutStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # approved, not yet confirmed by the gateway
+    SUCCEEDED = "succeeded", "Succeeded"  # the gateway refunded the money
+    FAILED = "failed", "Failed"  # the gateway refused; retried with the same key
+    CANCELLED = "cancelled", "Cancelled"  # staff gave up on it; its reservation is released
+
+
+class Payout(FSMModelMixin, TimeStamped):
+    """Money going back to the order's original payment method, exactly once per key."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payouts")
+    amount = _money_field()
+    currency = models.CharField(max_length=3)
+    payment_method = models.CharField(max_length=20, choices=PaymentMethod.choices)
+    payment_reference = models.CharField(max_length=128)
+    # Derived from what the payout pays ("cancel:<order>", "refund:<case>", "dispute:<id>"), so a
+    # duplicated request or task collides here instead of paying again.
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    purpose = models.CharField(max_length=20)
+    subject_id = models.UUIDField(null=True, blank=True)
+    gateway_reference = models.CharField(max_length=128, blank=True)
+    status = FSMField(default=PayoutStatus.PENDING, choices=PayoutStatus.choices, protected=True)
+    attempts = models.PositiveIntegerField(default=0)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A worker holds the payout until then; a crashed worker's claim simply runs out.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    overdue_alerted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payout_amount_positive"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="payout_unsettled_idx",
+                condition=Q(status__in=["pending", "failed"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} → {self.payment_method} ({self.status})"
+
+    @transition(field=status, source=PayoutStatus.PENDING, target=PayoutStatus.SUCCEEDED)
+    def succeed(self, *, gateway_reference: str, at) -> None:  # type: ignore[no-untyped-def]
+        self.gateway_reference = gateway_reference
+        self.succeeded_at = at
+        self.failure_reason = ""
+        self.next_attempt_at = None
+        self.claimed_until = None
+
+    @transition(field=status, source=PayoutStatus.PENDING, target=PayoutStatus.FAILED)
+    def fail(self, *, reason: str, next_attempt_at) -> None:  # type: ignore[no-untyped-def]
+        self.failure_reason = reason[:300]
+        self.next_attempt_at = next_attempt_at
+        self.claimed_until = None
+
+    @transition(field=status, source=PayoutStatus.FAILED, target=PayoutStatus.PENDING)
+    def retry(self, *, at) -> None:  # type: ignore[no-untyped-def]
+        self.next_attempt_at = at
+
+    @transition(field=status, source=PayoutStatus.FAILED, target=PayoutStatus.CANCELLED)
+    def cancel(self) -> None:
+        self.next_attempt_at = None
+
+
+class Event(models.Model):
+    """The audit trail and the notification outbox in one table (STYLE §6).
+
+    Services write one row per transition (sweeps in bulk). The payload carries what a notice
+    needs (recipients, numbers, deadlines), so `notifications` reads nothing else of the domain.
+    """
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
+    case_id = models.UUIDField(null=True, blank=True, db_index=True)
+    dispute_id = models.UUIDField(null=True, blank=True, db_index=True)
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )  # null: the system
+    kind = models.CharField(max_length=60)
+    from_state = models.CharField(max_length=30, blank=True)
+    to_state = models.CharField(max_length=30, blank=True)
+    note = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Set once the notification dispatcher has fanned the event out to its recipients.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["id"], name="event_undispatched_idx", condition=Q(dispatched_at__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.from_state}→{self.to_state}"
+
+    @property
+    def actor_label(self) -> str:
+        return str(self.actor) if self.actor_id else "system"
+
+
+class Message(models.Model):
+    """Buyer–seller thread of an order; it carries on in any case and becomes a dispute's transcript."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="messages")
+    case_id = models.UUIDField(null=True, blank=True)
+    author = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField(max_length=5000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["order", "created_at"])]
+
+
+class GatewayRefund(models.Model):
+    """The fake gateway's own ledger: what it refunded, once per idempotency key.
+
+    Tests judge "paid once" by this table, not by our payout rows.
+    """
+
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    payment_reference = models.CharField(max_length=128)
+    amount = _money_field()
+    currency = models.CharField(max_length=3)
+    reference = models.CharField(max_length=64, unique=True)
+    # pending until the fake "settles" it on the next call with the same key
+    status = models.CharField(max_length=20)
+    calls = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)

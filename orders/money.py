@@ -1,0 +1,67 @@
+"""Money: Decimal plus an ISO 4217 currency, checked against the currency's minor unit."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+
+from babel.numbers import get_currency_precision, list_currencies
+
+MONEY_MAX_DIGITS = 15
+# Enough for the three-decimal currencies (KWD, BHD); each amount is checked against its own.
+MONEY_DECIMAL_PLACES = 3
+
+# Codes that are not money a shop can be paid in (test, metals, no currency, fund units).
+_NOT_TRADABLE = {"XXX", "XTS", "XAU", "XAG", "XPD", "XPT", "XDR", "XSU", "XUA", "XBA", "XBB",
+                 "XBC", "XBD"}
+
+
+@lru_cache(maxsize=1)
+def currencies() -> frozenset[str]:
+    return frozenset(c for c in list_currencies() if c not in _NOT_TRADABLE and len(c) == 3)
+
+
+def is_currency(code: str) -> bool:
+    return code in currencies()
+
+
+def minor_unit(currency: str) -> int:
+    return int(get_currency_precision(currency))
+
+
+class MoneyError(ValueError):
+    pass
+
+
+def parse_amount(value: object, currency: str, *, allow_zero: bool = False) -> Decimal:
+    """A positive Decimal with no more decimals than the currency has; never via float."""
+    if isinstance(value, float):
+        raise MoneyError("Send amounts as strings, not floating-point numbers.")
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError) as exc:
+        raise MoneyError(f"{value!r} is not an amount.") from exc
+    if not amount.is_finite():
+        raise MoneyError(f"{value!r} is not an amount.")
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise MoneyError("The amount must be more than zero.")
+    places = minor_unit(currency)
+    exponent = amount.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places:
+        raise MoneyError(f"{currency} amounts have at most {places} decimal places.")
+    if amount.adjusted() >= MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES:
+        raise MoneyError("The amount is too large.")
+    return amount
+
+
+def quantize(amount: Decimal, currency: str) -> Decimal:
+    return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)))
+
+
+def format_amount(amount: Decimal, currency: str) -> str:
+    """The API's string form: "59.90", "1200" for JPY."""
+    return f"{quantize(amount, currency):f}"
+
+
+def format_money(amount: Decimal, currency: str) -> str:
+    return f"{format_amount(amount, currency)} {currency}"

@@ -1,0 +1,38 @@
+"""Reads of the orders app; every object a user asks for is fetched through them (STYLE §8)."""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from .models import Event, Order, Payout, User
+
+
+def order_list_for_user(*, user: User) -> QuerySet[Order]:
+    qs = Order.objects.select_related("shop", "shop__owner", "buyer")
+    if user.is_staff or user.is_marketplace:
+        return qs
+    return qs.filter(Q(buyer=user) | Q(shop__owner=user))
+
+
+def order_get_for_user(*, user: User, number: str) -> Order:
+    try:
+        return order_list_for_user(user=user).get(number=number)
+    except Order.DoesNotExist as exc:
+        raise Http404("No such order.") from exc
+
+
+def order_role(*, order: Order, user: User) -> str:
+    if order.buyer_id == user.pk:
+        return "buyer"
+    if order.shop.owner_id == user.pk:
+        return "seller"
+    return "staff" if user.is_staff else "other"
+
+
+def payouts_for_order(*, order: Order) -> QuerySet[Payout]:
+    return Payout.objects.filter(order=order).order_by("created_at", "id")
+
+
+def events_for_order(*, order: Order) -> QuerySet[Event]:
+    return Event.objects.filter(order=order).select_related("actor")

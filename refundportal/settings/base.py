@@ -1,0 +1,294 @@
+"""Settings shared by every environment; every value comes from the environment.
+
+A malformed value stops the process at start with a message naming the variable: a portal that
+enforces money deadlines must not start on a guessed time zone or a half-parsed database URL.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def _env_or_fail(name: str, cast, default):  # type: ignore[no-untyped-def]
+    try:
+        return env(name, cast=cast, default=default)
+    except (ValueError, TypeError) as exc:  # pragma: no cover - exercised by tests/test_settings.py
+        raise ImproperlyConfigured(f"{name} is malformed: {exc}") from exc
+
+
+DEBUG = _env_or_fail("DEBUG", bool, False)
+SECRET_KEY = env("SECRET_KEY", default="insecure-development-key-change-me")
+ALLOWED_HOSTS = _env_or_fail("ALLOWED_HOSTS", list, ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = _env_or_fail("CSRF_TRUSTED_ORIGINS", list, [])
+
+try:
+    DATABASES = {
+        "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
+    }
+except (ValueError, environ.ImproperlyConfigured, KeyError) as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL is malformed: {exc}") from exc
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    # WAL lets the web process, the worker and beat share the embedded database.
+    DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = (
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;"
+    )
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+
+MARKETPLACE_TIME_ZONE = env("MARKETPLACE_TIME_ZONE", default="Asia/Shanghai")
+try:
+    zoneinfo.ZoneInfo(MARKETPLACE_TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+    raise ImproperlyConfigured(
+        f"MARKETPLACE_TIME_ZONE={MARKETPLACE_TIME_ZONE!r} is not an IANA time zone"
+    ) from exc
+
+MARKETPLACE_HOLIDAY_COUNTRY = env("MARKETPLACE_HOLIDAY_COUNTRY", default="CN")
+try:
+    import holidays as _holidays
+
+    _holidays.country_holidays(MARKETPLACE_HOLIDAY_COUNTRY)
+except (NotImplementedError, KeyError) as exc:
+    raise ImproperlyConfigured(
+        f"MARKETPLACE_HOLIDAY_COUNTRY={MARKETPLACE_HOLIDAY_COUNTRY!r} is not a country "
+        "the holidays library knows"
+    ) from exc
+
+PAYMENT_GATEWAY = env("PAYMENT_GATEWAY", default="fake")
+PAYMENT_GATEWAYS = {"fake": "orders.gateway.FakeGateway"}
+if PAYMENT_GATEWAY not in PAYMENT_GATEWAYS:
+    raise ImproperlyConfigured(
+        f"PAYMENT_GATEWAY={PAYMENT_GATEWAY!r} is unknown; choose one of {sorted(PAYMENT_GATEWAYS)}"
+    )
+# The fake gateway's default answer: "succeed", "fail", "pending" or "timeout".
+FAKE_GATEWAY_MODE = env("FAKE_GATEWAY_MODE", default="succeed")
+if FAKE_GATEWAY_MODE not in {"succeed", "fail", "pending", "timeout"}:
+    raise ImproperlyConfigured(f"FAKE_GATEWAY_MODE={FAKE_GATEWAY_MODE!r} is unknown")
+
+# Every window of SPEC §3, one place; orders/windows.py is the only reader.
+REFUND_WINDOWS = {
+    "instant_cancel": timedelta(hours=24),
+    "change_of_mind_days": 7,
+    "guarantee_days": 14,
+    "not_received_fallback_days": 30,
+    "seller_response": timedelta(hours=48),
+    "seller_response_reminder": timedelta(hours=24),
+    "return_shipping_days": 7,
+    "return_shipping_reminder": timedelta(hours=48),
+    "return_confirmation_days": 14,
+    "payout_target": timedelta(hours=24),
+    "payout_hard": timedelta(hours=48),
+    "offer_answer": timedelta(hours=48),
+    "dispute_filing": timedelta(hours=48),
+    "dispute_filing_reminder": timedelta(hours=12),
+    "seller_statement": timedelta(hours=48),
+    "decision_target_business_days": 3,
+    "decision_due_business_days": 5,
+    "return_policy_min": timedelta(minutes=15),
+    "return_policy_max": timedelta(days=30),
+    "return_policy_default": timedelta(days=15),
+}
+
+EVIDENCE_MAX_BYTES = 10 * 1024 * 1024
+EVIDENCE_MAX_FILES = 10
+EVIDENCE_MAX_PIXELS = 40_000_000
+# Evidence lives outside the static root and is only served through a permission-checked view.
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
+PRIVATE_STORAGE_ROOT = MEDIA_ROOT / "private"
+SWEEP_BATCH_SIZE = _env_or_fail("SWEEP_BATCH_SIZE", int, 5000)
+SITE_URL = env("SITE_URL", default="http://localhost:8000")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_fsm",
+    "axes",
+    "refundportal",
+    "orders",
+    "refunds",
+    "disputes",
+    "notifications",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "orders.middleware.ViewerTimeZoneMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "refundportal.urls"
+WSGI_APPLICATION = "refundportal.wsgi.application"
+AUTH_USER_MODEL = "orders.User"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "notifications.context_processors.unread_notifications",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = _env_or_fail("EMAIL_PORT", int, 25)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="RefundPortal <no-reply@refundportal.test>")
+STAFF_ALERT_EMAILS = _env_or_fail("STAFF_ALERT_EMAILS", list, [])
+ANYMAIL = env.dict("ANYMAIL", default={})
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "orders.errors.api_exception_handler",
+    "COERCE_DECIMAL_TO_STRING": True,
+    "DEFAULT_THROTTLE_RATES": {
+        "refund_filing": env("THROTTLE_REFUND_FILING", default="20/hour"),
+        "dispute_filing": env("THROTTLE_DISPUTE_FILING", default="20/hour"),
+        "messages": env("THROTTLE_MESSAGES", default="120/hour"),
+        "uploads": env("THROTTLE_UPLOADS", default="60/hour"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "RefundPortal API",
+    "DESCRIPTION": "Refunds, returns and disputes for marketplaces (SPEC §10).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+REDIS_URL = env("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+
+# Celery: Redis when REDIS_URL is set, else the embedded filesystem broker so the portal runs
+# with no server at all (make run).
+CELERY_BROKER_DIR = BASE_DIR / "var" / "broker"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
+        # Longer than any countdown (≤ 5 min) and any task time limit, so a task a worker holds
+        # is not handed to a second worker while the first still runs it.
+        "visibility_timeout": 3600,
+    }
+else:
+    for _sub in ("in", "out", "processed"):
+        (CELERY_BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_DIR / "out"),
+        "data_folder_out": str(CELERY_BROKER_DIR / "out"),
+        "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing must not hang a web request when the broker is down: the transition has committed,
+# and the periodic re-dispatch picks up whatever was not queued.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "enforce-deadlines": {"task": "refundportal.tasks.enforce_deadlines", "schedule": 60.0},
+    "redispatch-notifications": {
+        "task": "notifications.tasks.notifications_redispatch",
+        "schedule": 60.0,
+    },
+    "redispatch-payouts": {"task": "orders.tasks.payouts_redispatch", "schedule": 120.0},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+AXES_FAILURE_LIMIT = _env_or_fail("AXES_FAILURE_LIMIT", int, 5)
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_FORM_FIELD = "username"

@@ -1,0 +1,72 @@
+"""Audit events of refund cases. Each kind names who is told (the payload is the outbox row)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from orders.events import event_record
+from orders.models import Event, User
+
+from .models import RefundCase
+
+# kind -> who must act or is affected (SPEC §8). Sweeps write the same kinds in bulk.
+NOTIFY: dict[str, tuple[str, ...]] = {
+    "refund.requested": ("seller",),
+    "refund.accepted": ("buyer",),
+    "refund.auto_accepted": ("buyer", "seller"),
+    "refund.offer_made": ("buyer",),
+    "refund.offer_accepted": ("seller",),
+    "refund.offer_declined": ("buyer", "seller"),
+    "refund.offer_lapsed": ("buyer", "seller"),
+    "refund.rejected": ("buyer",),
+    "refund.return_shipped": ("seller",),
+    "refund.return_expired": ("buyer", "seller"),
+    "refund.return_confirmed": ("buyer",),
+    "refund.return_auto_confirmed": ("buyer", "seller"),
+    "refund.withdrawn": ("buyer", "seller"),
+    "refund.refunded": (),
+    "refund.escalated": (),
+    "refund.dispute_resolved": (),
+    "refund.payout_blocked": ("staff",),
+    "reminder.seller_response": ("seller",),
+    "reminder.return_shipping": ("buyer",),
+    "reminder.dispute_window": ("buyer",),
+}
+
+
+def case_payload(case: RefundCase) -> dict[str, Any]:
+    """What any notice about this case may show: numbers, amounts and the running deadlines."""
+    return {
+        "reason": case.reason,
+        "amount": str(case.amount),
+        "approved_amount": str(case.approved_amount) if case.approved_amount is not None else None,
+        "offer_amount": str(case.offer_amount) if case.offer_amount is not None else None,
+        "return_number": case.issued_return_number,
+        "closed_reason": case.closed_reason or None,
+        "respond_by": case.respond_by,
+        "offer_by": case.offer_by,
+        "return_by": case.return_by,
+        "confirm_by": case.confirm_by,
+        "dispute_by": case.dispute_by,
+        "reject_reason": case.reject_reason or None,
+    }
+
+
+def event_case(
+    *, case: RefundCase, kind: str, actor: User | None, from_state: str, note: str = "",
+    at: datetime | None = None, **extra: Any,
+) -> Event:
+    return event_record(
+        order=case.order,
+        kind=kind,
+        actor=actor,
+        from_state=from_state,
+        to_state=case.state,
+        note=note,
+        notify=NOTIFY[kind],
+        case_id=case.public_id,
+        at=at,
+        **case_payload(case),
+        **extra,
+    )

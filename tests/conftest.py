@@ -1,0 +1,90 @@
+"""Personas and shared fixtures (STYLE §10).
+
+Personas live in time zones other than the marketplace's (Berlin has daylight saving), so a
+deadline computed or shown in the wrong zone shows up as a failing test.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from tests.orders.factories import OrderFactory, ShopFactory, UserFactory
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # CI must run on the real services: fail loudly instead of silently using SQLite.
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        engine = settings.DATABASES["default"]["ENGINE"]
+        if "postgresql" not in engine:
+            raise pytest.UsageError(f"REQUIRE_SERVICES=1 but the database engine is {engine}")
+        if not settings.REDIS_URL:
+            raise pytest.UsageError("REQUIRE_SERVICES=1 but REDIS_URL is not set")
+
+
+def on_postgres() -> bool:
+    return "postgresql" in settings.DATABASES["default"]["ENGINE"]
+
+
+requires_postgres = pytest.mark.skipif(
+    "postgresql" not in settings.DATABASES["default"]["ENGINE"],
+    reason="needs PostgreSQL (row locks under real concurrency)",
+)
+
+
+@pytest.fixture
+def buyer(db):
+    return UserFactory(email="buyer@example.com", name="Bea Buyer", time_zone="Europe/Berlin")
+
+
+@pytest.fixture
+def other_buyer(db):
+    return UserFactory(email="other.buyer@example.com", name="Otto Other",
+                       time_zone="America/New_York")
+
+
+@pytest.fixture
+def seller(db):
+    user = UserFactory(email="seller@example.com", name="Sam Seller",
+                       time_zone="America/Los_Angeles")
+    ShopFactory(owner=user, slug="sams-shop", name="Sam's Shop")
+    return user
+
+
+@pytest.fixture
+def other_seller(db):
+    user = UserFactory(email="other.seller@example.com", name="Sara Other", time_zone="UTC")
+    ShopFactory(owner=user, slug="saras-shop", name="Sara's Shop")
+    return user
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(email="staff@example.com", name="Stan Staff", is_staff=True,
+                       is_superuser=True, time_zone="Asia/Shanghai")
+
+
+@pytest.fixture
+def marketplace(db):
+    return UserFactory(email="feed@marketplace.example", name="Marketplace feed",
+                       is_marketplace=True)
+
+
+@pytest.fixture
+def order(buyer, seller):
+    return OrderFactory(buyer=buyer, shop=seller.shops.get())
+
+
+def api_client_for(user) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def api():
+    return api_client_for

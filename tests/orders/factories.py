@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import factory
+from django.utils import timezone
+
+from orders.models import Order, OrderItem, Shop, User
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("email",)
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    name = factory.Faker("name")
+    time_zone = "Europe/Berlin"
+    password = factory.django.Password("correct horse battery staple")
+
+
+class ShopFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Shop
+
+    owner = factory.SubFactory(UserFactory)
+    slug = factory.Sequence(lambda n: f"shop-{n}")
+    name = factory.Sequence(lambda n: f"Shop {n}")
+    return_policy = timedelta(days=15)
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    """A paid order of two lines (2 × 20.00 + 1 × 19.90 = 59.90 USD) paid by Visa ••4242."""
+
+    class Meta:
+        model = Order
+        skip_postgeneration_save = True
+
+    number = factory.Sequence(lambda n: f"ORD-{100000 + n}")
+    buyer = factory.SubFactory(UserFactory)
+    shop = factory.SubFactory(ShopFactory)
+    currency = "USD"
+    total = Decimal("59.90")
+    payment_method = "card"
+    payment_reference = factory.Sequence(lambda n: f"ch_{n:08d}")
+    card_brand = "Visa"
+    card_last4 = "4242"
+    placed_at = factory.LazyFunction(timezone.now)
+    return_policy = factory.LazyAttribute(lambda o: o.shop.return_policy)
+
+    @factory.post_generation
+    def items(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+        if not create:
+            return
+        lines = extracted or [("SKU-1", "Travel mug", 2, Decimal("20.00")),
+                              ("SKU-2", "Tea sampler", 1, Decimal("19.90"))]
+        OrderItem.objects.bulk_create(
+            OrderItem(order=self, sku=s, title=t, quantity=q, unit_price=p) for s, t, q, p in lines
+        )
+
+
+def shipped(order: Order, *, at=None) -> Order:  # type: ignore[no-untyped-def]
+    """Move an order to shipped the way the marketplace feed does (through the service)."""
+    from orders.services import order_ship
+
+    when = at or min(order.placed_at + timedelta(hours=6), timezone.now())
+    return order_ship(order=order, carrier="SF Express", tracking_number="SF123456789CN",
+                      shipped_at=when, actor=None, now=max(timezone.now(), when))
+
+
+def delivered(order: Order, *, at=None) -> Order:  # type: ignore[no-untyped-def]
+    from orders.services import order_deliver
+
+    if order.status == "paid":
+        shipped(order)
+    start = order.shipped_at or order.placed_at
+    when = at or max(start, min(start + timedelta(days=2), timezone.now()))
+    return order_deliver(order=order, delivered_at=when, actor=None,
+                         now=max(timezone.now(), when))

@@ -125,6 +125,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         ((c, s) for cls, (c, s) in _DRF_CODES.items() if isinstance(exc, cls)),
         ("error", response.status_code),
     )
+    if code == "not_authenticated" and response.status_code != status.HTTP_401_UNAUTHORIZED:
+        # DRF downgrades to 403 when the view's first authenticator (session) has no challenge
+        # header; the contract says 401 (SPEC §10), so challenge with the token scheme.
+        response.status_code = status.HTTP_401_UNAUTHORIZED
+        response["WWW-Authenticate"] = "Token"
     detail = getattr(exc, "detail", str(exc))
     response.data = envelope(code, str(detail))
     return response

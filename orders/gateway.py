@@ -39,9 +39,11 @@ class FakeGateway:
     A key seen before returns the refund it created, never a second one. Behaviour comes from
     `settings.FAKE_GATEWAY_MODE` or a marker in the order's payment reference (`fail`,
     `pending`, `timeout`), so tests and the demo can show each path:
-    - fail: declines without refunding (a retry with the same key may succeed once the mode changes);
+    - fail: declines without refunding (a retry with the same key may succeed once the mode
+      changes);
     - pending: the refund is created pending and settles on the next call with the same key;
-    - timeout: the refund IS made, but the caller gets no answer: the nasty case a retry must survive.
+    - timeout: the refund IS made, but the caller gets no answer: the nasty case a retry must
+      survive.
     """
 
     def _mode(self, payment_reference: str) -> str:
@@ -65,7 +67,9 @@ class FakeGateway:
                 if existing.amount != amount or existing.payment_reference != payment_reference:
                     raise GatewayError("idempotency key reused with different parameters")
                 GatewayRefund.objects.filter(pk=existing.pk).update(calls=F("calls") + 1)
-                if existing.status == "pending" and mode != "pending":
+                # Settles on the next call whatever the mode (else a "pending-…" reference
+                # could never be refunded).
+                if existing.status == "pending":
                     existing.status = "succeeded"
                     GatewayRefund.objects.filter(pk=existing.pk).update(status="succeeded")
                 return GatewayResult(existing.reference, existing.status)  # type: ignore[arg-type]

@@ -26,15 +26,38 @@ def _env_or_fail(name: str, cast, default):  # type: ignore[no-untyped-def]
         raise ImproperlyConfigured(f"{name} is malformed: {exc}") from exc
 
 
-DEBUG = _env_or_fail("DEBUG", bool, False)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    """Strict: django-environ reads any unknown word ("maybe", "ture") as False."""
+    raw = env.ENVIRON.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no")
+
+
+DEBUG = _env_bool("DEBUG", False)
 SECRET_KEY = env("SECRET_KEY", default="insecure-development-key-change-me")
 ALLOWED_HOSTS = _env_or_fail("ALLOWED_HOSTS", list, ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = _env_or_fail("CSRF_TRUSTED_ORIGINS", list, [])
 
+_database_url = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
+# django-environ passes an unknown scheme through as the engine's name, and Django only
+# fails later with a message that does not name the variable.
+if _database_url.partition("://")[0] not in environ.Env.DB_SCHEMES:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL={_database_url.partition('://')[0]}://… has an unknown scheme; "
+        "use e.g. postgres://user:password@host:5432/name or sqlite:////path/to/db.sqlite3"
+    )
 try:
-    DATABASES = {
-        "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
-    }
+    DATABASES = {"default": env.db_url_config(_database_url)}
 except (ValueError, environ.ImproperlyConfigured, KeyError) as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is malformed: {exc}") from exc
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -5,13 +5,13 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DEBUG, PAYMENT_GATEWAY, SECRET_KEY, env
+from .base import DEBUG, PAYMENT_GATEWAY, SECRET_KEY, _env_bool, env
 
 if DEBUG:
     raise ImproperlyConfigured("DEBUG must be off in production")
 if not SECRET_KEY or SECRET_KEY.startswith("insecure-") or len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("SECRET_KEY must be set to a long random value in production")
-if PAYMENT_GATEWAY == "fake" and not env.bool("ALLOW_FAKE_GATEWAY", default=False):
+if PAYMENT_GATEWAY == "fake" and not _env_bool("ALLOW_FAKE_GATEWAY", False):
     raise ImproperlyConfigured(
         "PAYMENT_GATEWAY=fake refunds nobody: configure a real gateway in production "
         "(ALLOW_FAKE_GATEWAY=1 only for a staging or benchmark deployment)"
@@ -19,7 +19,7 @@ if PAYMENT_GATEWAY == "fake" and not env.bool("ALLOW_FAKE_GATEWAY", default=Fals
 
 # The proxy in front terminates TLS and says so in X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True

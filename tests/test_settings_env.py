@@ -1,0 +1,107 @@
+"""Settings come from the environment and refuse malformed or unsafe values (SPEC §11).
+
+Each case starts a fresh interpreter, because settings are read once at import.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SETUP = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+# Variables that would leak the developer's or CI's environment into a case.
+CONTROLLED = (
+    "DJANGO_SETTINGS_MODULE",
+    "DEBUG",
+    "SECRET_KEY",
+    "PAYMENT_GATEWAY",
+    "ALLOW_FAKE_GATEWAY",
+    "MARKETPLACE_TIME_ZONE",
+    "MARKETPLACE_HOLIDAY_COUNTRY",
+    "FAKE_GATEWAY_MODE",
+    "DATABASE_URL",
+    "SECURE_SSL_REDIRECT",
+    "SWEEP_BATCH_SIZE",
+)
+LONG_SECRET = "k" * 64
+
+
+def start(settings_module: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in CONTROLLED}
+    environ.update(DJANGO_SETTINGS_MODULE=settings_module, DATABASE_URL="sqlite:///:memory:")
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", SETUP],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_base_settings_start_with_a_clean_environment():
+    result = start("refundportal.settings.base")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("False")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MARKETPLACE_TIME_ZONE", "Mars/Base"),
+        ("DATABASE_URL", "nonsense://"),
+        ("MARKETPLACE_HOLIDAY_COUNTRY", "XX"),
+        ("PAYMENT_GATEWAY", "bogus"),
+        ("DEBUG", "maybe"),
+        ("FAKE_GATEWAY_MODE", "sometimes"),
+        ("SWEEP_BATCH_SIZE", "lots"),
+    ],
+)
+def test_a_malformed_value_stops_the_start_naming_the_variable(name, value):
+    # when the process starts with one malformed variable
+    result = start("refundportal.settings.base", **{name: value})
+
+    # then it stops, and the error says which variable is wrong
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert name in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("value", ["1", "true", "yes", "on", "0", "false", "no", "off"])
+def test_debug_accepts_the_usual_spellings(value):
+    result = start("refundportal.settings.base", DEBUG=value)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(value in {"1", "true", "yes", "on"})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEBUG": "1", "SECRET_KEY": LONG_SECRET, "ALLOW_FAKE_GATEWAY": "1"}, "DEBUG"),
+        ({"ALLOW_FAKE_GATEWAY": "1"}, "SECRET_KEY"),
+        ({"SECRET_KEY": "short", "ALLOW_FAKE_GATEWAY": "1"}, "SECRET_KEY"),
+        ({"SECRET_KEY": LONG_SECRET}, "PAYMENT_GATEWAY=fake"),
+        ({"SECRET_KEY": LONG_SECRET, "ALLOW_FAKE_GATEWAY": "perhaps"}, "ALLOW_FAKE_GATEWAY"),
+    ],
+    ids=["debug", "default-secret", "short-secret", "fake-gateway", "malformed-allow"],
+)
+def test_production_refuses_unsafe_settings(env, message):
+    result = start("refundportal.settings.production", **env)
+    assert result.returncode != 0
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_production_starts_when_the_environment_is_safe():
+    # given a real secret, DEBUG off, and the fake gateway explicitly allowed (staging)
+    result = start(
+        "refundportal.settings.production", SECRET_KEY=LONG_SECRET, ALLOW_FAKE_GATEWAY="1"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"

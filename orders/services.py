@@ -158,7 +158,13 @@ def _lock_order(order: Order | str | int) -> Order:
         key = {"pk": order}
     else:
         key = {"number": order}
-    return Order.objects.select_for_update().select_related("shop", "buyer").get(**key)
+    # FOR NO KEY UPDATE: lockers of the order still exclude each other, but a row merely
+    # referencing it (an event or payout insert takes FOR KEY SHARE on the order) is not blocked.
+    # With plain FOR UPDATE a sweep holding a case and inserting its event deadlocked with a
+    # user action holding the order and waiting for that case.
+    return (
+        Order.objects.select_for_update(no_key=True).select_related("shop", "buyer").get(**key)
+    )
 
 
 def order_lock(order: Order) -> Order:

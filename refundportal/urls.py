@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("", include("orders.urls")),
     path("", include("refunds.urls")),
+    path("", include("refunds.evidence_urls")),
     path("", include("disputes.urls")),
     path("", include("notifications.urls")),
 ]

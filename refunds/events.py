@@ -8,7 +8,7 @@ from typing import Any
 from orders.events import event_record
 from orders.models import Event, User
 
-from .models import RefundCase
+from .models import Evidence, RefundCase
 
 # kind -> who must act or is affected (SPEC §8). Sweeps write the same kinds in bulk.
 NOTIFY: dict[str, tuple[str, ...]] = {
@@ -32,6 +32,8 @@ NOTIFY: dict[str, tuple[str, ...]] = {
     "reminder.seller_response": ("seller",),
     "reminder.return_shipping": ("buyer",),
     "reminder.dispute_window": ("buyer",),
+    # The other party of whoever added the file (both when staff added it).
+    "evidence.added": ("buyer", "seller"),
 }
 
 
@@ -69,4 +71,22 @@ def event_case(
         at=at,
         **case_payload(case),
         **extra,
+    )
+
+
+def event_evidence_added(*, case: RefundCase, evidence: Evidence, actor: User,
+                         actor_role: str) -> Event:
+    """Not a transition: the case keeps its state; the other party is told (SPEC §7, §8)."""
+    return event_record(
+        order=case.order,
+        kind="evidence.added",
+        actor=actor,
+        notify=tuple(role for role in NOTIFY["evidence.added"] if role != actor_role),
+        case_id=case.public_id,
+        evidence_id=evidence.public_id,
+        file_name=evidence.original_name,
+        content_type=evidence.content_type,
+        size=evidence.size,
+        evidence_kind=evidence.kind,
+        for_dispute=evidence.for_dispute,
     )

@@ -291,8 +291,13 @@ class RefundItem(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(quantity__gt=0), name="refund_item_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="refund_item_quantity_positive"
+            ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × item {self.order_item_id}"
 
 
 def private_storage() -> FileSystemStorage:
@@ -323,6 +328,9 @@ class Evidence(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["case", "for_dispute"])]
+
+    def __str__(self) -> str:
+        return self.original_name
 
     @property
     def is_image(self) -> bool:

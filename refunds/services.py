@@ -70,7 +70,8 @@ def refund_check_window(*, order: Order, reason: str, now: datetime, viewer: Use
     state = window.state(now)
     if state == "not_open":
         raise WindowNotOpen(
-            f"A '{Reason(reason).label}' request can be filed from {_fmt(window.opens_at, viewer)}.",
+            f"A '{Reason(reason).label}' request can be filed from "
+            f"{_fmt(window.opens_at, viewer)}.",
             fields={"reason": [f"Opens {_fmt(window.opens_at, viewer)}."]},
         )
     if state == "closed":

@@ -1,0 +1,453 @@
+"""Refunds JSON API (SPEC §10): input serializer → service → output serializer, nothing more.
+
+Every case is fetched through `refunds.selectors` with the viewer, so a case the viewer may not
+see is a 404. A party calling the other party's action is a 403 before its body is even read;
+the service decides the rest (409 `invalid_transition` for a state or a deadline that does not
+allow it, with nothing changed). Errors leave through `orders.errors.api_exception_handler`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import django_filters
+from django.db.models import QuerySet
+from django.urls import path, reverse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
+from rest_framework.views import APIView
+
+from orders.api import ExactJSONParser, OrderErrorOut, OrderMessageOut
+from orders.errors import NotAllowed, ValidationFailed
+from orders.models import Message, Order, User
+from orders.selectors import order_get_for_user
+
+from . import services
+from .evidence import evidence_add
+from .models import Evidence, RefundCase, State
+from .selectors import (
+    ACTION_PARTY,
+    refund_evidence,
+    refund_get_for_user,
+    refund_list_for_user,
+    refund_messages,
+    refund_role,
+    refund_timeline,
+    refund_timelines,
+)
+from .serializers import (
+    RefundEvidenceIn,
+    RefundEvidenceOut,
+    RefundFileIn,
+    RefundMessageIn,
+    RefundOfferIn,
+    RefundOut,
+    RefundRejectIn,
+    RefundShipReturnIn,
+    validated,
+)
+
+TAGS = ["refunds"]
+
+
+def _errors(*codes: int) -> dict[int, serializers.Serializer]:
+    return dict.fromkeys(codes, OrderErrorOut)
+
+
+def _viewer(request: Request) -> User:
+    # Every view requires authentication (DEFAULT_PERMISSION_CLASSES), so this is a real user.
+    return cast(User, request.user)
+
+
+def _context(request: Request, **extra: Any) -> dict[str, Any]:
+    return {"request": request, "user": _viewer(request), "now": timezone.now(), **extra}
+
+
+def _case(request: Request, public_id: Any) -> RefundCase:
+    return refund_get_for_user(user=_viewer(request), public_id=public_id)
+
+
+def _detail(request: Request, public_id: Any) -> dict[str, Any]:
+    """The case as the viewer sees it now, read again after a service changed it."""
+    case = _case(request, public_id)
+    timelines = {case.public_id: list(refund_timeline(case=case))}
+    return RefundOut(case, context=_context(request, timelines=timelines)).data
+
+
+def _items(order: Order, requested: list[dict[str, Any]]) -> list[services.ItemRequest]:
+    """Lines are named by SKU (the API never shows database ids, SPEC §10)."""
+    by_sku: dict[str, list[int]] = {}
+    for line in order.items.all():
+        by_sku.setdefault(line.sku, []).append(line.pk)
+    items, errors = [], {}
+    for index, item in enumerate(requested):
+        lines = by_sku.get(item["sku"], [])
+        if len(lines) != 1:
+            errors[f"items[{index}].sku"] = [
+                "No line of this order has this SKU."
+                if not lines
+                else "Several lines of this order have this SKU."
+            ]
+            continue
+        items.append(services.ItemRequest(order_item_id=lines[0], quantity=item["quantity"]))
+    if errors:
+        raise ValidationFailed("Choose items of this order.", fields=errors)
+    return items
+
+
+class RefundFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=State.choices)
+    role = django_filters.ChoiceFilter(
+        choices=[("buyer", "buyer"), ("seller", "seller")],
+        method="filter_role",
+        help_text="Only the cases the viewer filed (buyer) or must answer (seller).",
+    )
+    order = django_filters.CharFilter(field_name="order__number", help_text="An order number.")
+
+    class Meta:
+        model = RefundCase
+        fields = ["state", "role", "order"]
+
+    def filter_role(
+        self, queryset: QuerySet[RefundCase], name: str, value: str
+    ) -> QuerySet[RefundCase]:
+        user = self.request.user
+        if value == "buyer":
+            return queryset.filter(order__buyer=user)
+        return queryset.filter(order__shop__owner=user)
+
+
+class RefundListCreateApi(GenericAPIView):
+    parser_classes = [ExactJSONParser]
+    filterset_class = RefundFilter
+    throttle_scope = "refund_filing"
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+
+    def get_queryset(self) -> QuerySet[RefundCase]:
+        if getattr(self, "swagger_fake_view", False):
+            return RefundCase.objects.none()
+        return refund_list_for_user(user=_viewer(self.request))
+
+    @extend_schema(
+        operation_id="refunds_list",
+        tags=TAGS,
+        responses={200: RefundOut(many=True), **_errors(400, 401)},
+        summary="Refund cases the viewer filed or must answer (staff: all)",
+    )
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        cases = list(page) if page is not None else []
+        context = _context(request, timelines=refund_timelines(cases=cases))
+        return self.get_paginated_response(RefundOut(cases, many=True, context=context).data)
+
+    @extend_schema(
+        operation_id="refunds_create",
+        tags=TAGS,
+        request=RefundFileIn,
+        responses={201: RefundOut, **_errors(400, 401, 403, 404, 409, 429)},
+        summary="File a refund request on one of the buyer's orders",
+        description="Each reason has its window (SPEC §4): outside it, `window_closed` names the "
+        "deadline and `window_not_open` names when it opens. `amount_exceeds_refundable` when "
+        "more than the order can still refund; `duplicate` (409) while a case is open.",
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(RefundFileIn, request.data)
+        order = order_get_for_user(user=_viewer(request), number=data["order"])
+        case = services.refund_request(
+            order=order,
+            buyer=_viewer(request),
+            reason=data["reason"],
+            amount=data["amount"],
+            description=data["description"],
+            return_item=data["return_item"],
+            items=_items(order, data["items"]) if data["items"] else None,
+        )
+        location = reverse("api:refund-detail", kwargs={"public_id": case.public_id})
+        return Response(
+            _detail(request, case.public_id),
+            status=status.HTTP_201_CREATED,
+            headers={"Location": location},
+        )
+
+
+class RefundDetailApi(APIView):
+    @extend_schema(
+        operation_id="refunds_retrieve", tags=TAGS, responses={200: RefundOut, **_errors(401, 404)}
+    )
+    def get(self, request: Request, public_id: str) -> Response:
+        return Response(_detail(request, public_id))
+
+
+# --- actions ----------------------------------------------------------------------------------
+
+
+class RefundActionApi(APIView):
+    """One case action: the viewer must see the case (404) and be its party (403)."""
+
+    parser_classes = [ExactJSONParser]
+    action_name = ""
+
+    def _party_case(self, request: Request, public_id: str) -> RefundCase:
+        case = _case(request, public_id)
+        party = ACTION_PARTY[self.action_name]
+        if refund_role(case=case, user=_viewer(request)) != party:
+            raise NotAllowed(
+                f"Only the {party} can {self.action_name.replace('-', ' ')} on this case."
+            )
+        return case
+
+
+_ACTION_ERRORS = _errors(400, 401, 403, 404, 409)
+
+
+class RefundAcceptApi(RefundActionApi):
+    action_name = "accept"
+
+    @extend_schema(
+        operation_id="refunds_accept",
+        tags=TAGS,
+        request=None,
+        responses={200: RefundOut, **_ACTION_ERRORS},
+        summary="Seller accepts the request (a return is asked for when needed)",
+    )
+    def post(self, request: Request, public_id: str) -> Response:
+        case = self._party_case(request, public_id)
+        services.refund_accept(case=case, actor=_viewer(request))
+        return Response(_detail(request, public_id))
+
+
+class RefundOfferApi(RefundActionApi):
+    action_name = "offer"
+
+    @extend_schema(
+        operation_id="refunds_offer",
+        tags=TAGS,
+        request=RefundOfferIn,
+        responses={200: RefundOut, **_ACTION_ERRORS},
+        summary="Seller offers a partial refund; the buyer has 48 h to answer",
+    )
+    def post(self, request: Request, public_id: str) -> Response:
+        case = self._party_case(request, public_id)
+        data = validated(RefundOfferIn, request.data)
+        services.refund_offer(case=case, actor=_viewer(request), amount=data["amount"])
+        return Response(_detail(request, public_id))
+
+
+class RefundRejectApi(RefundActionApi):
+    action_name = "reject"
+
+    @extend_schema(
+        operation_id="refunds_reject",
+        tags=TAGS,
+        request=RefundRejectIn,
+        responses={200: RefundOut, **_ACTION_ERRORS},
+        summary="Seller rejects the request (the buyer may then dispute)",
+    )
+    def post(self, request: Request, public_id: str) -> Response:
+        case = self._party_case(request, public_id)
+        data = validated(RefundRejectIn, request.data)
+        services.refund_reject(case=case, actor=_viewer(request), reason=data["reason"])
+        return Response(_detail(request, public_id))
+
+
+class RefundConfirmReturnApi(RefundActionApi):
+    action_name = "confirm-return"
+
+    @extend_schema(
+        operation_id="refunds_confirm_return",
+        tags=TAGS,
+        request=None,
+        responses={200: RefundOut, **_ACTION_ERRORS},
+        summary="Seller confirms the returned item arrived; the refund is paid",
+    )
+    def post(self, request: Request, public_id: str) -> Response:
+        case = self._party_case(request, public_id)
+        services.refund_confirm_return(case=case, actor=_viewer(request))
+        return Response(_detail(request, public_id))
+
+
+class RefundAcceptOfferApi(RefundActionApi):
+    action_name = "accept-offer"
+
+    @extend_schema(
+        operation_id="refunds_accept_offer",
+        tags=TAGS,
+        request=None,
+        responses={200: RefundOut, **_ACTION_ERRORS},
+        summary="Buyer takes the seller's partial offer",
+    )
+    def post(self, request: Request, public_id: str) -> Response:
+        case = self._party_case(request, public_id)
+        services.refund_accept_offer(case=case, actor=_viewer(request))
+        return Response(_detail(request, public_id))
+
+
+class RefundDeclineOfferApi(RefundActionApi):
+    action_name = "decline-offer"
+
+    @extend_schema(
+        operation_id="refunds_decline_offer",
+        tags=TAGS,
+        request=None,
+        responses={200: RefundOut, **_ACTION_ERRORS},
+        summary="Buyer declines the offer (the case closes; it may be disputed)",
+    )
+    def post(self, request: Request, public_id: str) -> Response:
+        case = self._party_case(request, public_id)
+        services.refund_decline_offer(case=case, actor=_viewer(request))
+        return Response(_detail(request, public_id))
+
+
+class RefundWithdrawApi(RefundActionApi):
+    action_name = "withdraw"
+
+    @extend_schema(
+        operation_id="refunds_withdraw",
+        tags=TAGS,
+        request=None,
+        responses={200: RefundOut, **_ACTION_ERRORS},
+        summary="Buyer withdraws the request",
+    )
+    def post(self, request: Request, public_id: str) -> Response:
+        case = self._party_case(request, public_id)
+        services.refund_withdraw(case=case, actor=_viewer(request))
+        return Response(_detail(request, public_id))
+
+
+class RefundShipReturnApi(RefundActionApi):
+    action_name = "ship-return"
+
+    @extend_schema(
+        operation_id="refunds_ship_return",
+        tags=TAGS,
+        request=RefundShipReturnIn,
+        responses={200: RefundOut, **_ACTION_ERRORS},
+        summary="Buyer enters the return's carrier and tracking number",
+    )
+    def post(self, request: Request, public_id: str) -> Response:
+        case = self._party_case(request, public_id)
+        data = validated(RefundShipReturnIn, request.data)
+        services.refund_ship_return(
+            case=case,
+            actor=_viewer(request),
+            carrier=data["carrier"],
+            tracking_number=data["tracking_number"],
+        )
+        return Response(_detail(request, public_id))
+
+
+# --- messages and evidence --------------------------------------------------------------------
+
+
+class RefundMessagesApi(GenericAPIView):
+    parser_classes = [ExactJSONParser]
+    queryset = Message.objects.none()  # the thread is read per case in get()
+    throttle_scope = "messages"
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+
+    @extend_schema(
+        operation_id="refunds_messages_list",
+        tags=TAGS,
+        responses={200: OrderMessageOut(many=True), **_errors(401, 404)},
+        summary="The case's thread (the order's, carried on)",
+    )
+    def get(self, request: Request, public_id: str) -> Response:
+        case = _case(request, public_id)
+        page = self.paginate_queryset(refund_messages(case=case))
+        data = OrderMessageOut(page, many=True, context={"order": case.order}).data
+        return self.get_paginated_response(data)
+
+    @extend_schema(
+        operation_id="refunds_messages_create",
+        tags=TAGS,
+        request=RefundMessageIn,
+        responses={201: OrderMessageOut, **_errors(400, 401, 403, 404, 409, 429)},
+        summary="Write to the other party (the thread becomes a dispute's transcript)",
+    )
+    def post(self, request: Request, public_id: str) -> Response:
+        case = _case(request, public_id)
+        data = validated(RefundMessageIn, request.data)
+        message = services.refund_message_post(
+            case=case, author=_viewer(request), body=data["body"]
+        )
+        return Response(
+            OrderMessageOut(message, context={"order": case.order}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class RefundEvidenceApi(GenericAPIView):
+    parser_classes = [MultiPartParser, FormParser]
+    queryset = Evidence.objects.none()  # read per case in get()
+    throttle_scope = "uploads"
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+
+    @extend_schema(
+        operation_id="refunds_evidence_list",
+        tags=TAGS,
+        responses={200: RefundEvidenceOut(many=True), **_errors(401, 404)},
+        parameters=[
+            OpenApiParameter(
+                "for_dispute",
+                bool,
+                required=False,
+                description="Only the dispute's files (true) or the case's (false).",
+            )
+        ],
+        summary="Files attached to the case and its dispute",
+    )
+    def get(self, request: Request, public_id: str) -> Response:
+        case = _case(request, public_id)
+        flag = request.query_params.get("for_dispute")
+        for_dispute = None if flag in (None, "") else flag.lower() in {"1", "true", "yes"}
+        page = self.paginate_queryset(refund_evidence(case=case, for_dispute=for_dispute))
+        data = RefundEvidenceOut(page, many=True, context=_context(request, case=case)).data
+        return self.get_paginated_response(data)
+
+    @extend_schema(
+        operation_id="refunds_evidence_create",
+        tags=TAGS,
+        request={"multipart/form-data": RefundEvidenceIn},
+        responses={201: RefundEvidenceOut, **_errors(400, 401, 403, 404, 429)},
+        summary="Attach a file: JPEG, PNG, WebP or PDF (by content), ≤ 10 MB, ≤ 10 per case",
+    )
+    def post(self, request: Request, public_id: str) -> Response:
+        case = _case(request, public_id)
+        data = validated(RefundEvidenceIn, request.data)
+        evidence = evidence_add(
+            case=case, actor=_viewer(request), upload=data["file"], kind=data["kind"]
+        )
+        return Response(
+            RefundEvidenceOut(evidence, context=_context(request, case=case)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+R = "refunds/<str:public_id>/"
+
+urlpatterns = [
+    path("refunds/", RefundListCreateApi.as_view(), name="refund-list"),
+    path(R, RefundDetailApi.as_view(), name="refund-detail"),
+    path(R + "accept/", RefundAcceptApi.as_view(), name="refund-accept"),
+    path(R + "offer/", RefundOfferApi.as_view(), name="refund-offer"),
+    path(R + "reject/", RefundRejectApi.as_view(), name="refund-reject"),
+    path(R + "confirm-return/", RefundConfirmReturnApi.as_view(), name="refund-confirm-return"),
+    path(R + "accept-offer/", RefundAcceptOfferApi.as_view(), name="refund-accept-offer"),
+    path(R + "decline-offer/", RefundDeclineOfferApi.as_view(), name="refund-decline-offer"),
+    path(R + "withdraw/", RefundWithdrawApi.as_view(), name="refund-withdraw"),
+    path(R + "ship-return/", RefundShipReturnApi.as_view(), name="refund-ship-return"),
+    path(R + "messages/", RefundMessagesApi.as_view(), name="refund-messages"),
+    path(R + "evidence/", RefundEvidenceApi.as_view(), name="refund-evidence"),
+]

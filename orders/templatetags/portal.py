@@ -1,0 +1,115 @@
+"""Template helpers of the portal pages: money, deadlines in both zones, live countdowns.
+
+Every deadline a page shows reads the same way (SPEC §3): a countdown the browser keeps live
+from its `data-deadline` attribute, and the exact instant in the marketplace time zone and in
+the viewer's own (the zone `orders.middleware` activated for this request). None of these
+helpers touches the database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+
+from orders import windows
+from orders.money import format_money
+
+register = template.Library()
+
+
+@register.filter
+def money(amount: Decimal | None, currency: str) -> str:
+    """`59.9|money:"USD"` → "59.90 USD" (the currency's own minor unit, never a float)."""
+    if amount is None or amount == "":
+        return ""
+    return format_money(Decimal(amount), currency)
+
+
+def _viewer_zone() -> str:
+    return timezone.get_current_timezone_name()
+
+
+@register.filter
+def both_zones(instant: datetime | None) -> str:
+    """The instant in the marketplace time zone and the viewer's own."""
+    if instant is None:
+        return ""
+    return windows.format_both(instant, _viewer_zone())
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(abs(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min"
+    return "less than a minute"
+
+
+@register.filter
+def countdown_text(instant: datetime | None, now: datetime | None = None) -> str:
+    """ "2 d 3 h left" / "ended 5 min ago": the server's first rendering of a countdown."""
+    if instant is None:
+        return ""
+    delta = instant - (now or timezone.now())
+    if delta.total_seconds() > 0:
+        return f"{_span(delta)} left"
+    return f"ended {_span(delta)} ago"
+
+
+@register.simple_tag
+def countdown(instant: datetime | None) -> str:
+    """A `<time>` the browser counts down live (static/js/portal.js); plain text without JS."""
+    if instant is None:
+        return ""
+    iso = instant.astimezone(UTC).isoformat()
+    passed = instant <= timezone.now()
+    return format_html(
+        '<time class="countdown{}" datetime="{}" data-deadline="{}">{}</time>',
+        " countdown--passed" if passed else "",
+        iso,
+        iso,
+        countdown_text(instant),
+    )
+
+
+@register.inclusion_tag("orders/partials/deadline.html")
+def deadline(instant: datetime | None, label: str = "") -> dict[str, object]:
+    """Label, live countdown and the exact instant in both zones, e.g. for "Answer by"."""
+    return {
+        "instant": instant,
+        "label": label,
+        "exact": both_zones(instant),
+        "passed": instant is not None and instant <= timezone.now(),
+    }
+
+
+@register.filter
+def duration_words(value: timedelta | None) -> str:
+    """A return policy or window in words: "15 days", "2 hours 30 minutes"."""
+    if value is None:
+        return ""
+    minutes = int(value.total_seconds()) // 60
+    parts = []
+    for unit, size in (("day", 1440), ("hour", 60), ("minute", 1)):
+        count, minutes = divmod(minutes, size)
+        if count:
+            parts.append(f"{count} {unit}{'' if count == 1 else 's'}")
+    return " ".join(parts) or "0 minutes"
+
+
+@register.filter
+def get_item(mapping: dict, key: object) -> object:
+    """`mapping|get_item:key` for dicts the view built (errors per field, options per reason)."""
+    if not mapping:
+        return None
+    return mapping.get(key)

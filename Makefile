@@ -1,0 +1,73 @@
+# RefundPortal — the two commands a new checkout needs:
+#
+#   make run    the whole portal (web + Celery worker + Celery beat) on SQLite and the embedded
+#               filesystem broker, with demo data; Ctrl-C stops it
+#   make test   every check CI runs: ruff, mypy, migrations, Django checks (incl. --deploy),
+#               bandit and pytest; exits non-zero if any of them fails
+#
+# Both create .venv with python3.11 when it is missing and install the project with its dev extras.
+# Tune pytest with PYTEST_ARGS, e.g. `make test PYTEST_ARGS="-n 2 -x"`.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# The interpreter that creates .venv (pyproject pins Python 3.11).
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3.11)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Reinstall only when pyproject.toml changed since the last install (or with `make install`).
+INSTALLED := $(VENV)/.refundportal-installed
+PYTEST_ARGS ?=
+
+export VENV PYTEST_ARGS
+
+.PHONY: help run test install chromium lint format compose-config clean
+
+help:
+	@echo "make run             start web, Celery worker and beat on 127.0.0.1:8000 (Ctrl-C stops all)"
+	@echo "make test            run every check (ruff, mypy, migrations, checks, bandit, pytest)"
+	@echo "make install         (re)install the project and dev tools into $(VENV)"
+	@echo "make lint            ruff check + ruff format --check only"
+	@echo "make format          ruff format + ruff check --fix"
+	@echo "make compose-config  validate docker-compose.yml (needs docker-compose)"
+	@echo "make clean           remove caches, collected static files and the demo database"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# setuptools leaves build metadata (refundportal.egg-info) in the tree; the venv has its own copy.
+$(INSTALLED): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -rf refundportal.egg-info
+	touch $@
+
+install:
+	rm -f $(INSTALLED)
+	$(MAKE) --no-print-directory $(INSTALLED)
+
+chromium:
+	bash scripts/ensure-chromium.sh
+
+run: $(INSTALLED)
+	bash scripts/run.sh
+
+test: $(INSTALLED) chromium
+	bash scripts/test.sh
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(INSTALLED)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+compose-config:
+	SECRET_KEY=$${SECRET_KEY:-compose-config-only} docker-compose config -q
+
+clean:
+	rm -rf staticfiles .mypy_cache .ruff_cache .pytest_cache refundportal.egg-info
+	rm -f var/db.sqlite3 var/db.sqlite3-wal var/db.sqlite3-shm var/celerybeat-schedule*
+	rm -rf var/broker
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

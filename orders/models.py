@@ -75,7 +75,7 @@ class User(AbstractBaseUser, PermissionsMixin, TimeStamped):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS = []  # noqa: RUF012 - Django reads it as a class attribute
 
     def __str__(self) -> str:
         return self.name or self.email

@@ -167,7 +167,7 @@ def _lock_order(order: Order | str | int) -> Order:
     )
 
 
-def order_lock(order: Order) -> Order:
+def order_lock(order: Order | str | int) -> Order:
     return _lock_order(order)
 
 

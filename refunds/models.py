@@ -64,6 +64,11 @@ DISPUTABLE_REASONS = [
 RMA_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
+def _disputable(case: models.Model) -> bool:
+    """Only a case closed as rejected, withdrawn, expired or offer_declined may be disputed."""
+    return getattr(case, "closed_reason", "") in DISPUTABLE_REASONS
+
+
 def new_return_number() -> str:
     return "RMA-" + "".join(secrets.choice(RMA_ALPHABET) for _ in range(8))
 
@@ -263,7 +268,7 @@ class RefundCase(FSMModelMixin, TimeStamped):
         self._close(ClosedReason.WITHDRAWN, at)
 
     @transition(field=state, source=State.CLOSED, target=State.ESCALATED,
-                conditions=[lambda case: case.closed_reason in DISPUTABLE_REASONS])
+                conditions=[_disputable])
     def escalate(self) -> None:
         pass
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -162,7 +163,7 @@ DEADLINE_OF_STATE = {
 }
 
 
-def _lock_case(case: RefundCase | str) -> RefundCase:
+def _lock_case(case: RefundCase | str | UUID) -> RefundCase:
     public_id = case.public_id if isinstance(case, RefundCase) else case
     order_id = RefundCase.objects.filter(public_id=public_id).values_list("order_id", flat=True)
     order = order_lock(order_id.get())
@@ -177,6 +178,13 @@ def _role(case: RefundCase, user: User) -> str:
     if case.order.shop.owner_id == user.pk:
         return "seller"
     return "staff" if user.is_staff else "other"
+
+
+def _require_party(case: RefundCase, actor: User, party: str) -> None:
+    """Who may act is answered before what they sent is judged: a wrong party gets 403, not a
+    400 about a body they should never have sent (the locked transition checks again)."""
+    if _role(case, actor) != party:
+        raise NotAllowed(f"Only the {party} can do that on this case.")
 
 
 def _transition(
@@ -275,6 +283,7 @@ def refund_accept(*, case: RefundCase, actor: User, now: datetime | None = None)
 @transaction.atomic
 def refund_offer(*, case: RefundCase, actor: User, amount: Any,
                  now: datetime | None = None) -> RefundCase:
+    _require_party(case, actor, "seller")
     try:
         value = parse_amount(amount, case.currency)
     except MoneyError as exc:
@@ -294,6 +303,7 @@ def refund_offer(*, case: RefundCase, actor: User, amount: Any,
 @transaction.atomic
 def refund_reject(*, case: RefundCase, actor: User, reason: str,
                   now: datetime | None = None) -> RefundCase:
+    _require_party(case, actor, "seller")
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed("Tell the buyer why the request is rejected.",
@@ -336,6 +346,7 @@ def refund_withdraw(*, case: RefundCase, actor: User, now: datetime | None = Non
 @transaction.atomic
 def refund_ship_return(*, case: RefundCase, actor: User, carrier: str, tracking_number: str,
                        now: datetime | None = None) -> RefundCase:
+    _require_party(case, actor, "buyer")
     carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
     fields = {}
     if not carrier:
@@ -367,6 +378,7 @@ def refund_message_post(*, case: RefundCase, author: User, body: str) -> Message
 
 def refund_mark_paid(payout: Payout, now: datetime) -> None:
     """Registered in orders.hooks: runs in the payout's settling transaction."""
+    assert payout.subject_id is not None, "a refund payout names its case"
     case = RefundCase.objects.select_for_update().select_related("order__shop").get(
         public_id=payout.subject_id
     )
@@ -416,7 +428,7 @@ def refund_resolve(*, case: RefundCase, for_buyer: bool, amount: Decimal | None,
     return case
 
 
-def case_lock(case: RefundCase | str) -> RefundCase:
+def case_lock(case: RefundCase | str | UUID) -> RefundCase:
     return _lock_case(case)
 
 

@@ -24,6 +24,7 @@ from orders.errors import DomainError
 from orders.forms import apply_domain_error
 from orders.models import User
 from orders.money import format_amount
+from orders.throttling import throttle_post
 from orders.views import render_page
 from refunds.models import DISPUTABLE_REASONS, RefundCase
 from refunds.models import State as CaseState
@@ -81,6 +82,7 @@ def _why_not(case: RefundCase, now: Any) -> str:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@throttle_post("dispute_filing")
 def dispute_new(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
     """The dispute form of SPEC §6; the files are attached right after the dispute opens."""
     user = _user(request)
@@ -214,6 +216,7 @@ def _back(dispute: Dispute, anchor: str = "") -> HttpResponse:
 
 @login_required
 @require_POST
+@throttle_post("messages")
 def dispute_statement(request: HttpRequest, dispute_id: uuid.UUID) -> HttpResponse:
     dispute = _dispute_for(request, dispute_id)
     form = StatementForm(request.POST)
@@ -232,6 +235,7 @@ def dispute_statement(request: HttpRequest, dispute_id: uuid.UUID) -> HttpRespon
 
 @login_required
 @require_POST
+@throttle_post("messages")
 def dispute_message(request: HttpRequest, dispute_id: uuid.UUID) -> HttpResponse:
     dispute = _dispute_for(request, dispute_id)
     form = DisputeMessageForm(request.POST)
@@ -258,6 +262,7 @@ def dispute_message(request: HttpRequest, dispute_id: uuid.UUID) -> HttpResponse
 
 @login_required
 @require_POST
+@throttle_post("uploads")
 def dispute_evidence_add(request: HttpRequest, dispute_id: uuid.UUID) -> HttpResponse:
     dispute = _dispute_for(request, dispute_id)
     form = DisputeEvidenceForm(request.POST, request.FILES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, Protocol
@@ -44,7 +45,12 @@ class FakeGateway:
     - pending: the refund is created pending and settles on the next call with the same key;
     - timeout: the refund IS made, but the caller gets no answer: the nasty case a retry must
       survive.
+    A `slow-` marker (combinable with the others) makes a new refund take `SLOW_SECONDS` after
+    it is recorded, before the answer: the broker tests kill the worker in that sleep
+    (tests/reliability/test_broker.py). A replay of a known key answers at once.
     """
+
+    SLOW_SECONDS = 20.0
 
     def _mode(self, payment_reference: str) -> str:
         for marker in ("fail", "pending", "timeout"):
@@ -90,6 +96,8 @@ class FakeGateway:
                 # A concurrent call with the same key won the insert: answer with its refund.
                 won = GatewayRefund.objects.get(idempotency_key=idempotency_key)
                 return GatewayResult(won.reference, won.status)  # type: ignore[arg-type]
+        if "slow-" in payment_reference:
+            time.sleep(self.SLOW_SECONDS)
         if mode == "timeout":
             raise GatewayTimeout("the gateway did not answer in time")
         return GatewayResult(created.reference, status)  # type: ignore[arg-type]

@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 api_v1 = [
@@ -9,11 +10,21 @@ api_v1 = [
     path("", include("notifications.api")),
 ]
 
+
+
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """An unknown API path answers in the API's envelope, not with an HTML page."""
+    return JsonResponse(
+        {"error": {"code": "not_found", "message": "No such API endpoint."}}, status=404
+    )
+
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
+    re_path(r"^api/", api_not_found, name="api-not-found"),
     path("", include("orders.urls")),
     path("", include("refunds.urls")),
     path("", include("refunds.evidence_urls")),

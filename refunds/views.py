@@ -40,6 +40,7 @@ from orders.models import Order, OrderStatus, User
 from orders.money import format_amount, format_money
 from orders.selectors import order_get_for_user, order_role, payouts_for_order
 from orders.services import message_post_on_order, order_cancel_by_buyer, order_cancel_out_of_stock
+from orders.throttling import throttle_post
 from orders.views import render_page
 
 from . import services
@@ -296,6 +297,7 @@ def order_detail(request: HttpRequest, number: str) -> HttpResponse:
 
 @login_required
 @require_POST
+@throttle_post("messages")
 def order_message(request: HttpRequest, number: str) -> HttpResponse:
     order = _order_for(request, number)
     form = OrderMessageForm(request.POST)
@@ -640,6 +642,7 @@ def refund_details(request: HttpRequest, number: str) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@throttle_post("refund_filing")
 def refund_review(request: HttpRequest, number: str) -> HttpResponse:
     """Step 4: everything on one page, then file it (and attach the files to the new case)."""
     order, away = _buyer_order(request, number)
@@ -1018,6 +1021,7 @@ def case_action(request: HttpRequest, case_id: uuid.UUID, action: str) -> HttpRe
 
 @login_required
 @require_POST
+@throttle_post("messages")
 def case_message(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
     case = _case_for(request, case_id)
     form = CaseMessageForm(request.POST)
@@ -1036,6 +1040,7 @@ def case_message(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_POST
+@throttle_post("uploads")
 def case_evidence(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
     case = _case_for(request, case_id)
     form = EvidenceForm(request.POST, request.FILES)

@@ -86,3 +86,13 @@ def test_domain_errors_carry_their_code(exc, status, code):
     assert response is not None
     assert response.status_code == status
     assert response.data == {"error": {"code": code, "message": str(exc)}}
+
+
+def test_an_unknown_api_path_answers_in_the_envelope(client):
+    # given no such endpoint, when it is requested, then the API's 404 envelope comes back
+    response = client.get("/api/v1/no-such-thing/")
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {"code": "not_found", "message": "No such API endpoint."}
+    }

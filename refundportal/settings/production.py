@@ -5,7 +5,14 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DEBUG, PAYMENT_GATEWAY, SECRET_KEY, _env_bool, env
+from .base import (
+    CELERY_BROKER_TRANSPORT_OPTIONS,
+    DEBUG,
+    PAYMENT_GATEWAY,
+    SECRET_KEY,
+    _env_bool,
+    env,
+)
 
 if DEBUG:
     raise ImproperlyConfigured("DEBUG must be off in production")
@@ -15,6 +22,12 @@ if PAYMENT_GATEWAY == "fake" and not _env_bool("ALLOW_FAKE_GATEWAY", False):
     raise ImproperlyConfigured(
         "PAYMENT_GATEWAY=fake refunds nobody: configure a real gateway in production "
         "(ALLOW_FAKE_GATEWAY=1 only for a staging or benchmark deployment)"
+    )
+# A Redis message a worker holds longer than this is handed to a second worker: it must outlast
+# the longest task (10 min) plus the longest countdown (5 min). Only the broker tests shorten it.
+if CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600) <= 15 * 60:
+    raise ImproperlyConfigured(
+        "CELERY_VISIBILITY_TIMEOUT must exceed 900 s (longest task + longest countdown)"
     )
 
 # The proxy in front terminates TLS and says so in X-Forwarded-Proto.

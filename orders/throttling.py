@@ -1,0 +1,56 @@
+"""Per-user limits for the portal's forms, sharing the API's scopes and budgets.
+
+A buyer who is held back on the API must not get round it through the web form: both count
+against the same cache key (DRF's "throttle_<scope>_<user>"), with the rates of
+`REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from rest_framework.throttling import SimpleRateThrottle
+
+
+class PageThrottle(SimpleRateThrottle):
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        super().__init__()
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None  # pages behind login only; anonymous posts never reach a service
+        return self.cache_format % {"scope": self.scope, "ident": user.pk}
+
+
+def throttle_post(
+    scope: str,
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Refuse a POST past the user's budget for `scope` with a 429 page saying when to retry."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method == "POST":
+                throttle = PageThrottle(scope)
+                if not throttle.allow_request(request, None):
+                    wait = throttle.wait()
+                    response = render(
+                        request,
+                        "429.html",
+                        {"retry_after": int(wait) + 1 if wait is not None else None},
+                        status=429,
+                    )
+                    if wait is not None:
+                        response["Retry-After"] = str(int(wait) + 1)
+                    return response
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator

@@ -10,8 +10,10 @@ import os
 
 import pytest
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from rest_framework.test import APIClient
 
+from refunds.models import Evidence
 from tests.orders.factories import OrderFactory, ShopFactory, UserFactory
 
 
@@ -88,3 +90,17 @@ def api_client_for(user) -> APIClient:
 @pytest.fixture
 def api():
     return api_client_for
+
+
+@pytest.fixture(autouse=True)
+def private_storage(tmp_path, monkeypatch, settings):
+    """Evidence goes to a temporary private root, never the project's var/ directory.
+
+    The model's storage is built once when models load, so the test swaps it on the field.
+    """
+    root = tmp_path / "private"
+    settings.PRIVATE_STORAGE_ROOT = root
+    monkeypatch.setattr(
+        Evidence._meta.get_field("file"), "storage", FileSystemStorage(location=root, base_url=None)
+    )
+    return root

@@ -19,9 +19,16 @@ if "DATABASE_URL" not in os.environ and _reachable("127.0.0.1", 5432):
 if "REDIS_URL" not in os.environ and _reachable("127.0.0.1", 6379):
     os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/15"
 
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 from .base import *  # noqa: E402, F403
 from .base import DATABASES, REST_FRAMEWORK  # noqa: E402
 
+# Uploads made by tests never land in the project's var/ (tests/conftest.py also isolates each
+# test's evidence in its own folder).
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="refundportal-test-media-"))
+PRIVATE_STORAGE_ROOT = MEDIA_ROOT / "private"
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from django.db import transaction
 from django.utils import timezone
 
+from . import hooks
 from .models import Event, Order, Payout, User
 
 
@@ -54,7 +56,7 @@ def event_record(
     at: datetime | None = None,
     **payload: Any,
 ) -> Event:
-    return Event.objects.create(
+    event = Event.objects.create(
         order=order,
         kind=kind,
         actor=actor,
@@ -71,6 +73,31 @@ def event_record(
             **order_payload(order, **payload),
         },
     )
+    events_written_on_commit()
+    return event
+
+
+def _announce_events_written() -> None:
+    for hook in hooks.events_written:
+        hook()
+
+
+def events_written_on_commit() -> None:
+    """Run `hooks.events_written` once after the current transaction commits.
+
+    Once per transaction, not per event: a transition writing three events queues one dispatch.
+    An announcement already registered is reused only if it was registered under savepoints that
+    are all still open here, i.e. it runs whenever this event commits; a rolled-back savepoint
+    drops its own callbacks, so no stale "already announced" flag can swallow a later event.
+    Robust: a failing hook is logged and never turns a committed transition into an error.
+    Outside a transaction `on_commit` runs the hooks at once.
+    """
+    connection = transaction.get_connection()
+    open_savepoints = set(connection.savepoint_ids)
+    if any(func is _announce_events_written and sids <= open_savepoints
+           for sids, func, _robust in connection.run_on_commit):
+        return
+    transaction.on_commit(_announce_events_written, robust=True)
 
 
 def event_order_received(*, order: Order, actor: User | None) -> Event:

@@ -16,3 +16,5 @@ if TYPE_CHECKING:
 payout_succeeded: dict[str, Callable[[Payout, datetime], None]] = {}
 # Each raises a DomainError when the order may not be cancelled now (e.g. a refund case is open).
 cancel_guards: list[Callable[[Order], None]] = []
+# Called once after each commit that wrote audit events (notifications queue their dispatch).
+events_written: list[Callable[[], None]] = []

@@ -1,0 +1,111 @@
+"""Pages: the user's notices (`/notifications/`) and the staff preview of every email."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from orders.models import User
+
+from . import services
+from .catalog import KINDS, sample_payload
+from .models import Notification
+from .selectors import notification_list_for_user, notifications_with_headlines
+
+PAGE_SIZE = 25
+
+
+def _back(request: HttpRequest) -> HttpResponseRedirect:
+    target = request.POST.get("next") or ""
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("notifications:list")
+    return HttpResponseRedirect(target)
+
+
+@login_required
+@require_GET
+def notification_list(request: HttpRequest) -> HttpResponse:
+    unread_only = request.GET.get("unread") == "1"
+    notifications = notification_list_for_user(user=request.user, unread_only=unread_only)
+    page = Paginator(notifications, PAGE_SIZE).get_page(request.GET.get("page"))
+    items = notifications_with_headlines(notifications=page.object_list, user=request.user)
+    return render(
+        request,
+        "notifications/list.html",
+        {
+            "page_obj": page,
+            "items": items,
+            "unread_only": unread_only,
+            "nav": "notifications",
+        },
+    )
+
+
+@login_required
+@require_POST
+def notification_read(request: HttpRequest, public_id: UUID) -> HttpResponse:
+    try:
+        services.notification_mark_read(user=request.user, notification_id=public_id)  # type: ignore[arg-type]
+    except Notification.DoesNotExist as exc:
+        raise Http404("No such notification.") from exc
+    return _back(request)
+
+
+@login_required
+@require_POST
+def notification_read_all(request: HttpRequest) -> HttpResponse:
+    services.notification_mark_all_read(user=request.user)  # type: ignore[arg-type]
+    return _back(request)
+
+
+def _sample_recipient(role: str) -> User:
+    # Unsaved accounts in the personas' zones, so the preview shows both zones as sent.
+    zones = {"buyer": "Europe/Berlin", "seller": "America/Los_Angeles", "staff": "UTC"}
+    return User(
+        email=f"{role}@example.com", name=f"Sample {role.title()}", time_zone=zones.get(role, "UTC")
+    )
+
+
+@require_GET
+def notification_preview(request: HttpRequest) -> HttpResponse:
+    """Staff only (others: 404): every email template rendered with sample data."""
+    if not (request.user.is_authenticated and request.user.is_staff):
+        raise Http404
+    wanted = request.GET.get("kind") or ""
+    kinds = [wanted] if wanted else [*KINDS, "unknown.kind"]
+    previews: list[dict[str, Any]] = []
+    for kind in kinds:
+        for role in KINDS.get(kind, ("buyer",)):
+            payload = sample_payload(kind)
+            recipient = _sample_recipient(role)
+            link = services.notification_link(kind=kind, role=role, payload=payload)
+            rendered = services.render_email(
+                services.notification_context(
+                    kind=kind,
+                    role=role,
+                    payload=payload,
+                    link=link,
+                    recipient=recipient,
+                )
+            )
+            previews.append(
+                {
+                    "kind": kind,
+                    "role": role,
+                    "rendered": rendered,
+                    "own_template": services.template_exists(kind),
+                }
+            )
+    return render(
+        request, "notifications/preview.html", {"previews": previews, "nav": "notifications"}
+    )

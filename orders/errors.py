@@ -17,8 +17,9 @@ class DomainError(Exception):
     code = "validation_error"
     status_code = 400
 
-    def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None,
-                 code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, fields: dict[str, list[str]] | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields
@@ -99,9 +100,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         )
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else None
-        return Response(
-            envelope("validation_error", "; ".join(exc.messages), fields), status=400
-        )
+        return Response(envelope("validation_error", "; ".join(exc.messages), fields), status=400)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

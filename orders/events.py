@@ -38,7 +38,9 @@ def order_payload(order: Order, **extra: Any) -> dict[str, Any]:
         elif isinstance(value, UUID):
             payload[key] = str(value)
         elif value is not None:
-            payload[key] = value if isinstance(value, str | int | bool | dict | list) else str(value)
+            payload[key] = (
+                value if isinstance(value, str | int | bool | dict | list) else str(value)
+            )
     return payload
 
 
@@ -94,8 +96,10 @@ def events_written_on_commit() -> None:
     """
     connection = transaction.get_connection()
     open_savepoints = set(connection.savepoint_ids)
-    if any(func is _announce_events_written and sids <= open_savepoints
-           for sids, func, _robust in connection.run_on_commit):
+    if any(
+        func is _announce_events_written and sids <= open_savepoints
+        for sids, func, _robust in connection.run_on_commit
+    ):
         return
     transaction.on_commit(_announce_events_written, robust=True)
 
@@ -106,62 +110,107 @@ def event_order_received(*, order: Order, actor: User | None) -> Event:
 
 def event_order_shipped(*, order: Order, actor: User | None) -> Event:
     return event_record(
-        order=order, kind="order.shipped", actor=actor, from_state="paid", to_state="shipped",
-        carrier=order.carrier, tracking_number=order.tracking_number,
+        order=order,
+        kind="order.shipped",
+        actor=actor,
+        from_state="paid",
+        to_state="shipped",
+        carrier=order.carrier,
+        tracking_number=order.tracking_number,
     )
 
 
 def event_order_delivered(*, order: Order, actor: User | None, from_state: str) -> Event:
     return event_record(
-        order=order, kind="order.delivered", actor=actor, from_state=from_state,
+        order=order,
+        kind="order.delivered",
+        actor=actor,
+        from_state=from_state,
         to_state="delivered",
     )
 
 
 def event_order_cancelled(*, order: Order, actor: User, payout: Payout) -> Event:
     return event_record(
-        order=order, kind="order.cancelled", actor=actor, from_state="paid", to_state="cancelled",
-        note=order.cancel_reason, notify=("buyer", "seller"),
-        amount=str(payout.amount), reason=order.cancel_reason, payout_id=payout.public_id,
+        order=order,
+        kind="order.cancelled",
+        actor=actor,
+        from_state="paid",
+        to_state="cancelled",
+        note=order.cancel_reason,
+        notify=("buyer", "seller"),
+        amount=str(payout.amount),
+        reason=order.cancel_reason,
+        payout_id=payout.public_id,
     )
 
 
 def event_payout_created(*, payout: Payout, actor: User | None) -> Event:
     return event_record(
-        order=payout.order, kind="payout.created", actor=actor, to_state="pending",
-        amount=str(payout.amount), payout_id=payout.public_id, purpose=payout.purpose,
+        order=payout.order,
+        kind="payout.created",
+        actor=actor,
+        to_state="pending",
+        amount=str(payout.amount),
+        payout_id=payout.public_id,
+        purpose=payout.purpose,
         case_id=payout.subject_id if payout.purpose == "refund" else None,
     )
 
 
 def event_payout_succeeded(*, payout: Payout, at: datetime) -> Event:
     return event_record(
-        order=payout.order, kind="payout.succeeded", actor=None, from_state="pending",
-        to_state="succeeded", notify=("buyer", "seller"), at=at,
-        amount=str(payout.amount), payout_id=payout.public_id, purpose=payout.purpose,
+        order=payout.order,
+        kind="payout.succeeded",
+        actor=None,
+        from_state="pending",
+        to_state="succeeded",
+        notify=("buyer", "seller"),
+        at=at,
+        amount=str(payout.amount),
+        payout_id=payout.public_id,
+        purpose=payout.purpose,
         case_id=payout.subject_id if payout.purpose == "refund" else None,
     )
 
 
 def event_payout_failed(*, payout: Payout, at: datetime) -> Event:
     return event_record(
-        order=payout.order, kind="payout.failed", actor=None, from_state="pending",
-        to_state="failed", note=payout.failure_reason, notify=("staff",), at=at,
-        amount=str(payout.amount), payout_id=payout.public_id, attempts=payout.attempts,
+        order=payout.order,
+        kind="payout.failed",
+        actor=None,
+        from_state="pending",
+        to_state="failed",
+        note=payout.failure_reason,
+        notify=("staff",),
+        at=at,
+        amount=str(payout.amount),
+        payout_id=payout.public_id,
+        attempts=payout.attempts,
         reason=payout.failure_reason,
     )
 
 
 def event_payout_staff_action(*, payout: Payout, actor: User, kind: str, from_state: str) -> Event:
     return event_record(
-        order=payout.order, kind=kind, actor=actor, from_state=from_state,
-        to_state=payout.status, amount=str(payout.amount), payout_id=payout.public_id,
+        order=payout.order,
+        kind=kind,
+        actor=actor,
+        from_state=from_state,
+        to_state=payout.status,
+        amount=str(payout.amount),
+        payout_id=payout.public_id,
     )
 
 
-def event_message_posted(*, order: Order, actor: User, notify_role: str,
-                         case_id: UUID | None = None, excerpt: str = "") -> Event:
+def event_message_posted(
+    *, order: Order, actor: User, notify_role: str, case_id: UUID | None = None, excerpt: str = ""
+) -> Event:
     return event_record(
-        order=order, kind="message.posted", actor=actor, notify=(notify_role,), case_id=case_id,
+        order=order,
+        kind="message.posted",
+        actor=actor,
+        notify=(notify_role,),
+        case_id=case_id,
         excerpt=excerpt[:200],
     )

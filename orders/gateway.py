@@ -66,9 +66,11 @@ class FakeGateway:
         mode = self._mode(payment_reference)
         # The gateway's ledger commits on its own, like an external system's would.
         with transaction.atomic(durable=False):
-            existing = GatewayRefund.objects.select_for_update().filter(
-                idempotency_key=idempotency_key
-            ).first()
+            existing = (
+                GatewayRefund.objects.select_for_update()
+                .filter(idempotency_key=idempotency_key)
+                .first()
+            )
             if existing is not None:
                 if existing.amount != amount or existing.payment_reference != payment_reference:
                     raise GatewayError("idempotency key reused with different parameters")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 import zoneinfo
 from decimal import Decimal
+from typing import ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
@@ -22,7 +23,9 @@ def validate_time_zone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValidationError(f"{value!r} is not a time zone (use a name like Europe/Berlin).") from exc
+        raise ValidationError(
+            f"{value!r} is not a time zone (use a name like Europe/Berlin)."
+        ) from exc
 
 
 def default_time_zone() -> str:
@@ -75,7 +78,7 @@ class User(AbstractBaseUser, PermissionsMixin, TimeStamped):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS = []  # noqa: RUF012 - Django reads it as a class attribute
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
     def __str__(self) -> str:
         return self.name or self.email
@@ -121,7 +124,9 @@ class OrderStatus(models.TextChoices):
 
 
 def _money_field(**kw):  # type: ignore[no-untyped-def]
-    return models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, **kw)
+    return models.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, **kw
+    )
 
 
 class Order(FSMModelMixin, TimeStamped):
@@ -157,7 +162,9 @@ class Order(FSMModelMixin, TimeStamped):
         ]
         constraints = [
             models.CheckConstraint(condition=Q(total__gt=0), name="order_total_positive"),
-            models.CheckConstraint(condition=Q(reserved__gte=0), name="order_reserved_not_negative"),
+            models.CheckConstraint(
+                condition=Q(reserved__gte=0), name="order_reserved_not_negative"
+            ),
             models.CheckConstraint(
                 condition=Q(reserved__lte=F("total")), name="order_reserved_within_total"
             ),
@@ -209,9 +216,16 @@ class OrderItem(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_item_quantity_positive"),
-            models.CheckConstraint(condition=Q(unit_price__gte=0), name="order_item_price_not_negative"),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="order_item_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(unit_price__gte=0), name="order_item_price_not_negative"
+            ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.title}"
 
     @property
     def line_total(self) -> Decimal:
@@ -314,7 +328,9 @@ class Event(models.Model):
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(
-                fields=["id"], name="event_undispatched_idx", condition=Q(dispatched_at__isnull=True)
+                fields=["id"],
+                name="event_undispatched_idx",
+                condition=Q(dispatched_at__isnull=True),
             ),
         ]
 
@@ -327,7 +343,10 @@ class Event(models.Model):
 
 
 class Message(models.Model):
-    """Buyer–seller thread of an order; it carries on in any case and becomes a dispute's transcript."""
+    """Buyer–seller thread of an order.
+
+    It carries on in any case and becomes a dispute's transcript.
+    """
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="messages")
@@ -339,6 +358,9 @@ class Message(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["order", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Message {self.public_id} on {self.order_id}"
 
 
 class GatewayRefund(models.Model):
@@ -356,3 +378,6 @@ class GatewayRefund(models.Model):
     status = models.CharField(max_length=20)
     calls = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.amount} {self.currency} ({self.status})"

@@ -12,8 +12,21 @@ MONEY_MAX_DIGITS = 15
 MONEY_DECIMAL_PLACES = 3
 
 # Codes that are not money a shop can be paid in (test, metals, no currency, fund units).
-_NOT_TRADABLE = {"XXX", "XTS", "XAU", "XAG", "XPD", "XPT", "XDR", "XSU", "XUA", "XBA", "XBB",
-                 "XBC", "XBD"}
+_NOT_TRADABLE = {
+    "XXX",
+    "XTS",
+    "XAU",
+    "XAG",
+    "XPD",
+    "XPT",
+    "XDR",
+    "XSU",
+    "XUA",
+    "XBA",
+    "XBB",
+    "XBC",
+    "XBD",
+}
 
 
 @lru_cache(maxsize=1)

@@ -28,7 +28,6 @@ from .models import (
     Message,
     Order,
     OrderItem,
-    OrderStatus,
     Payout,
     PayoutStatus,
     Shop,
@@ -38,8 +37,13 @@ from .models import (
 log = logging.getLogger(__name__)
 
 PAYOUT_CLAIM = timedelta(minutes=5)
-PAYOUT_BACKOFF = [timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
-                  timedelta(hours=1), timedelta(hours=3)]
+PAYOUT_BACKOFF = [
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    timedelta(hours=3),
+]
 
 
 # --- accounts -----------------------------------------------------------------------------------
@@ -128,22 +132,33 @@ def order_ingest(
     buyer = user_get_or_create(email=buyer_email, name=buyer_name)
     seller = user_get_or_create(email=seller_email, name=seller_name)
     if buyer.pk == seller.pk:
-        raise ValidationFailed("The buyer and the seller must be different accounts.",
-                               fields={"seller": ["Same account as the buyer."]})
+        raise ValidationFailed(
+            "The buyer and the seller must be different accounts.",
+            fields={"seller": ["Same account as the buyer."]},
+        )
     shop = shop_for_seller(seller=seller)
     try:
         with transaction.atomic():
             order = Order.objects.create(
-                number=number, buyer=buyer, shop=shop, currency=currency, total=total,
-                payment_method=payment_method, payment_reference=payment_reference,
-                card_brand=card_brand, card_last4=card_last4, placed_at=placed_at,
-                deliver_by=deliver_by, return_policy=shop.return_policy,
+                number=number,
+                buyer=buyer,
+                shop=shop,
+                currency=currency,
+                total=total,
+                payment_method=payment_method,
+                payment_reference=payment_reference,
+                card_brand=card_brand,
+                card_last4=card_last4,
+                placed_at=placed_at,
+                deliver_by=deliver_by,
+                return_policy=shop.return_policy,
             )
     except IntegrityError as exc:
         raise Duplicate(f"Order {number} was already received.") from exc
     OrderItem.objects.bulk_create(
-        OrderItem(order=order, sku=i.sku, title=i.title, quantity=i.quantity,
-                  unit_price=i.unit_price)
+        OrderItem(
+            order=order, sku=i.sku, title=i.title, quantity=i.quantity, unit_price=i.unit_price
+        )
         for i in items
     )
     events.event_order_received(order=order, actor=actor)
@@ -162,9 +177,7 @@ def _lock_order(order: Order | str | int) -> Order:
     # referencing it (an event or payout insert takes FOR KEY SHARE on the order) is not blocked.
     # With plain FOR UPDATE a sweep holding a case and inserting its event deadlocked with a
     # user action holding the order and waiting for that case.
-    return (
-        Order.objects.select_for_update(no_key=True).select_related("shop", "buyer").get(**key)
-    )
+    return Order.objects.select_for_update(no_key=True).select_related("shop", "buyer").get(**key)
 
 
 def order_lock(order: Order | str | int) -> Order:
@@ -173,8 +186,13 @@ def order_lock(order: Order | str | int) -> Order:
 
 @transaction.atomic
 def order_ship(
-    *, order: Order, carrier: str, tracking_number: str, shipped_at: datetime | None,
-    actor: User | None, now: datetime | None = None,
+    *,
+    order: Order,
+    carrier: str,
+    tracking_number: str,
+    shipped_at: datetime | None,
+    actor: User | None,
+    now: datetime | None = None,
 ) -> Order:
     now = now or timezone.now()
     order = _lock_order(order)
@@ -182,8 +200,10 @@ def order_ship(
     if not can_proceed(order.ship):
         raise InvalidTransition(f"Order {order.number} is {order.status}; it cannot be shipped.")
     if shipped_at < order.placed_at or shipped_at > now + timedelta(minutes=5):
-        raise ValidationFailed("shipped_at must be between placed_at and now.",
-                               fields={"shipped_at": ["Between placed_at and now."]})
+        raise ValidationFailed(
+            "shipped_at must be between placed_at and now.",
+            fields={"shipped_at": ["Between placed_at and now."]},
+        )
     order.ship(carrier=carrier, tracking_number=tracking_number, shipped_at=shipped_at)
     order.save()
     events.event_order_shipped(order=order, actor=actor)
@@ -192,7 +212,10 @@ def order_ship(
 
 @transaction.atomic
 def order_deliver(
-    *, order: Order, delivered_at: datetime | None, actor: User | None,
+    *,
+    order: Order,
+    delivered_at: datetime | None,
+    actor: User | None,
     now: datetime | None = None,
 ) -> Order:
     now = now or timezone.now()
@@ -202,8 +225,10 @@ def order_deliver(
         raise InvalidTransition(f"Order {order.number} is {order.status}; it cannot be delivered.")
     earliest = order.shipped_at or order.placed_at
     if delivered_at < earliest or delivered_at > now + timedelta(minutes=5):
-        raise ValidationFailed("delivered_at must be between shipping and now.",
-                               fields={"delivered_at": ["Between shipped_at and now."]})
+        raise ValidationFailed(
+            "delivered_at must be between shipping and now.",
+            fields={"delivered_at": ["Between shipped_at and now."]},
+        )
     from_state = order.status
     order.deliver(delivered_at=delivered_at)
     order.save()
@@ -222,8 +247,12 @@ def _cancel(order: Order, *, actor: User, reason: str, now: datetime) -> Payout:
     order.cancel(reason=reason, at=now)
     order.save()
     payout = payout_create(
-        order=order, amount=amount, purpose="cancel", subject_id=None,
-        idempotency_key=f"cancel:{order.number}", actor=actor,
+        order=order,
+        amount=amount,
+        purpose="cancel",
+        subject_id=None,
+        idempotency_key=f"cancel:{order.number}",
+        actor=actor,
     )
     events.event_order_cancelled(order=order, actor=actor, payout=payout)
     return payout
@@ -255,14 +284,18 @@ def order_cancel_out_of_stock(*, order: Order, actor: User, now: datetime | None
 
 
 @transaction.atomic
-def message_post_on_order(*, order: Order, author: User, body: str,
-                          case_id: UUID | None = None) -> Message:
+def message_post_on_order(
+    *, order: Order, author: User, body: str, case_id: UUID | None = None
+) -> Message:
     body = (body or "").strip()
     if not body:
-        raise ValidationFailed("Write a message first.", fields={"body": ["This field is required."]})
+        raise ValidationFailed(
+            "Write a message first.", fields={"body": ["This field is required."]}
+        )
     if len(body) > 5000:
-        raise ValidationFailed("Messages are at most 5000 characters.",
-                               fields={"body": ["At most 5000 characters."]})
+        raise ValidationFailed(
+            "Messages are at most 5000 characters.", fields={"body": ["At most 5000 characters."]}
+        )
     order = Order.objects.select_related("shop").get(pk=order.pk)
     if author.pk == order.buyer_id:
         other = "seller"
@@ -271,8 +304,9 @@ def message_post_on_order(*, order: Order, author: User, body: str,
     else:
         raise NotAllowed("Only the buyer and the seller write on this thread.")
     message = Message.objects.create(order=order, author=author, body=body, case_id=case_id)
-    events.event_message_posted(order=order, actor=author, notify_role=other, case_id=case_id,
-                                excerpt=body)
+    events.event_message_posted(
+        order=order, actor=author, notify_role=other, case_id=case_id, excerpt=body
+    )
     return message
 
 
@@ -280,8 +314,13 @@ def message_post_on_order(*, order: Order, author: User, body: str,
 
 
 def payout_create(
-    *, order: Order, amount: Decimal, purpose: str, subject_id: UUID | None,
-    idempotency_key: str, actor: User | None,
+    *,
+    order: Order,
+    amount: Decimal,
+    purpose: str,
+    subject_id: UUID | None,
+    idempotency_key: str,
+    actor: User | None,
 ) -> Payout:
     """Reserve the amount on the order and create the payout; the caller holds the order lock.
 
@@ -303,9 +342,14 @@ def payout_create(
             updated = Order.objects.filter(pk=order.pk).update(reserved=F("reserved") + amount)
             assert updated == 1
             payout = Payout.objects.create(
-                order=order, amount=amount, currency=order.currency,
-                payment_method=order.payment_method, payment_reference=order.payment_reference,
-                idempotency_key=idempotency_key, purpose=purpose, subject_id=subject_id,
+                order=order,
+                amount=amount,
+                currency=order.currency,
+                payment_method=order.payment_method,
+                payment_reference=order.payment_reference,
+                idempotency_key=idempotency_key,
+                purpose=purpose,
+                subject_id=subject_id,
             )
     except IntegrityError as exc:
         # Either the cap constraint or the key's uniqueness: a concurrent creator got there.
@@ -328,15 +372,17 @@ def payout_enqueue(*, payout_id: int) -> None:
     try:
         payout_send.delay(payout_id)
     except Exception:  # broker unreachable: the payout stays pending and is re-dispatched
-        log.warning("could not queue payout %s; the re-dispatch will send it", payout_id,
-                    exc_info=True)
+        log.warning(
+            "could not queue payout %s; the re-dispatch will send it", payout_id, exc_info=True
+        )
 
 
 def _claim_payout(payout_id: int, now: datetime) -> bool:
     """Conditional update: exactly one worker holds a pending payout at a time."""
     claimed = Payout.objects.filter(
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
-        pk=payout_id, status=PayoutStatus.PENDING,
+        pk=payout_id,
+        status=PayoutStatus.PENDING,
     ).update(claimed_until=now + PAYOUT_CLAIM, attempts=F("attempts") + 1)
     return claimed == 1
 
@@ -359,7 +405,8 @@ def payout_attempt(*, payout_id: int, now: datetime | None = None) -> str:
     except GatewayTimeout as exc:
         # Unknown outcome: keep it pending and ask again (same key) after a short backoff.
         Payout.objects.filter(pk=payout_id, status=PayoutStatus.PENDING).update(
-            claimed_until=None, failure_reason=str(exc)[:300],
+            claimed_until=None,
+            failure_reason=str(exc)[:300],
             next_attempt_at=now + _backoff(payout.attempts),
         )
         return "timeout"
@@ -367,7 +414,8 @@ def payout_attempt(*, payout_id: int, now: datetime | None = None) -> str:
         return _payout_settle_failed(payout_id, str(exc), now)
     if result.status == "pending":
         Payout.objects.filter(pk=payout_id, status=PayoutStatus.PENDING).update(
-            claimed_until=None, gateway_reference=result.reference,
+            claimed_until=None,
+            gateway_reference=result.reference,
             next_attempt_at=now + _backoff(payout.attempts),
         )
         return "pending"
@@ -413,8 +461,9 @@ def payout_retry(*, payout: Payout, actor: User | None, now: datetime | None = N
     payout.retry(at=now)
     payout.save()
     if actor is not None:
-        events.event_payout_staff_action(payout=payout, actor=actor, kind="payout.retried",
-                                         from_state="failed")
+        events.event_payout_staff_action(
+            payout=payout, actor=actor, kind="payout.retried", from_state="failed"
+        )
     transaction.on_commit(lambda: payout_enqueue(payout_id=payout.pk))
     return payout
 
@@ -431,8 +480,9 @@ def payout_cancel(*, payout: Payout, actor: User) -> Payout:
     payout.cancel()
     payout.save()
     Order.objects.filter(pk=order.pk).update(reserved=F("reserved") - payout.amount)
-    events.event_payout_staff_action(payout=payout, actor=actor, kind="payout.cancelled",
-                                     from_state="failed")
+    events.event_payout_staff_action(
+        payout=payout, actor=actor, kind="payout.cancelled", from_state="failed"
+    )
     return payout
 
 
@@ -444,8 +494,10 @@ def payouts_due(*, now: datetime, limit: int = 500) -> list[int]:
             Q(status=PayoutStatus.PENDING, claimed_until__isnull=True)
             | Q(status=PayoutStatus.PENDING, claimed_until__lt=now)
             | Q(status=PayoutStatus.FAILED, next_attempt_at__lte=now, attempts__lt=8),
-        ).filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .order_by("id").values_list("id", flat=True)[:limit]
+        )
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
     )
 
 

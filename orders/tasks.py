@@ -7,13 +7,19 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=8,
-             time_limit=120, soft_time_limit=90)
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=8,
+    time_limit=120,
+    soft_time_limit=90,
+)
 def payout_send(self, payout_id: int) -> str:  # type: ignore[no-untyped-def]
     outcome = services.payout_attempt(payout_id=payout_id)
     if outcome in {"timeout", "pending"}:
         # Unknown or unsettled: ask the gateway again with the same key, with backoff (≤ 5 min).
-        raise self.retry(countdown=min(30 * 2 ** self.request.retries, 300))
+        raise self.retry(countdown=min(30 * 2**self.request.retries, 300))
     return outcome
 
 

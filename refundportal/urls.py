@@ -11,7 +11,6 @@ api_v1 = [
 ]
 
 
-
 def api_not_found(request: HttpRequest) -> JsonResponse:
     """An unknown API path answers in the API's envelope, not with an HTML page."""
     return JsonResponse(

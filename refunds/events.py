@@ -56,8 +56,14 @@ def case_payload(case: RefundCase) -> dict[str, Any]:
 
 
 def event_case(
-    *, case: RefundCase, kind: str, actor: User | None, from_state: str, note: str = "",
-    at: datetime | None = None, **extra: Any,
+    *,
+    case: RefundCase,
+    kind: str,
+    actor: User | None,
+    from_state: str,
+    note: str = "",
+    at: datetime | None = None,
+    **extra: Any,
 ) -> Event:
     return event_record(
         order=case.order,
@@ -74,8 +80,9 @@ def event_case(
     )
 
 
-def event_evidence_added(*, case: RefundCase, evidence: Evidence, actor: User,
-                         actor_role: str) -> Event:
+def event_evidence_added(
+    *, case: RefundCase, evidence: Evidence, actor: User, actor_role: str
+) -> Event:
     """Not a transition: the case keeps its state; the other party is told (SPEC §7, §8)."""
     return event_record(
         order=case.order,

@@ -132,18 +132,32 @@ class RefundCase(FSMModelMixin, TimeStamped):
         ]
         # Partial indexes: each periodic scan reads only the rows in its state (STYLE §6).
         indexes = [
-            models.Index(fields=["respond_by"], name="case_requested_due_idx",
-                         condition=Q(state="requested")),
-            models.Index(fields=["offer_by"], name="case_offer_due_idx",
-                         condition=Q(state="offer_made")),
-            models.Index(fields=["return_by"], name="case_return_due_idx",
-                         condition=Q(state="awaiting_return")),
-            models.Index(fields=["confirm_by"], name="case_confirm_due_idx",
-                         condition=Q(state="return_shipped")),
-            models.Index(fields=["dispute_by"], name="case_dispute_window_idx",
-                         condition=Q(state="closed", dispute_reminded_at__isnull=True)),
-            models.Index(fields=["approved_at"], name="case_refund_pending_idx",
-                         condition=Q(state="refund_pending")),
+            models.Index(
+                fields=["respond_by"], name="case_requested_due_idx", condition=Q(state="requested")
+            ),
+            models.Index(
+                fields=["offer_by"], name="case_offer_due_idx", condition=Q(state="offer_made")
+            ),
+            models.Index(
+                fields=["return_by"],
+                name="case_return_due_idx",
+                condition=Q(state="awaiting_return"),
+            ),
+            models.Index(
+                fields=["confirm_by"],
+                name="case_confirm_due_idx",
+                condition=Q(state="return_shipped"),
+            ),
+            models.Index(
+                fields=["dispute_by"],
+                name="case_dispute_window_idx",
+                condition=Q(state="closed", dispute_reminded_at__isnull=True),
+            ),
+            models.Index(
+                fields=["approved_at"],
+                name="case_refund_pending_idx",
+                condition=Q(state="refund_pending"),
+            ),
             models.Index(fields=["order", "-created_at"]),
             models.Index(fields=["state", "-created_at"]),
         ]
@@ -174,7 +188,8 @@ class RefundCase(FSMModelMixin, TimeStamped):
             State.OFFER_MADE: ("buyer", self.offer_by),
             State.AWAITING_RETURN: ("buyer", self.return_by),
             State.RETURN_SHIPPED: ("seller", self.confirm_by),
-            State.CLOSED: ("buyer", self.dispute_by) if self.closed_reason in DISPUTABLE_REASONS
+            State.CLOSED: ("buyer", self.dispute_by)
+            if self.closed_reason in DISPUTABLE_REASONS
             else None,
         }.get(self.state)  # type: ignore[return-value]
 
@@ -190,13 +205,19 @@ class RefundCase(FSMModelMixin, TimeStamped):
         self.approved_at = at
         return State.REFUND_PENDING
 
-    @transition(field=state, source=State.REQUESTED,
-                target=RETURN_VALUE(State.AWAITING_RETURN, State.REFUND_PENDING))
+    @transition(
+        field=state,
+        source=State.REQUESTED,
+        target=RETURN_VALUE(State.AWAITING_RETURN, State.REFUND_PENDING),
+    )
     def accept(self, *, at: datetime) -> str:
         return self._approve(self.amount, at)
 
-    @transition(field=state, source=State.REQUESTED,
-                target=RETURN_VALUE(State.AWAITING_RETURN, State.REFUND_PENDING))
+    @transition(
+        field=state,
+        source=State.REQUESTED,
+        target=RETURN_VALUE(State.AWAITING_RETURN, State.REFUND_PENDING),
+    )
     def auto_accept(self, *, at: datetime) -> str:
         """The seller let `respond_by` pass: the buyer is protected (SPEC §3)."""
         self.auto_accepted = True
@@ -219,9 +240,7 @@ class RefundCase(FSMModelMixin, TimeStamped):
     def _close(self, reason: str, at: datetime) -> None:
         self.closed_reason = reason
         self.closed_at = at
-        self.dispute_by = (
-            windows.dispute_by(closed_at=at) if reason in DISPUTABLE_REASONS else None
-        )
+        self.dispute_by = windows.dispute_by(closed_at=at) if reason in DISPUTABLE_REASONS else None
 
     @transition(field=state, source=State.OFFER_MADE, target=State.CLOSED)
     def decline_offer(self, *, at: datetime) -> None:
@@ -261,14 +280,15 @@ class RefundCase(FSMModelMixin, TimeStamped):
         self.refunded_amount = amount
         self.refunded_at = at
 
-    @transition(field=state,
-                source=[State.REQUESTED, State.OFFER_MADE, State.AWAITING_RETURN],
-                target=State.CLOSED)
+    @transition(
+        field=state,
+        source=[State.REQUESTED, State.OFFER_MADE, State.AWAITING_RETURN],
+        target=State.CLOSED,
+    )
     def withdraw(self, *, at: datetime) -> None:
         self._close(ClosedReason.WITHDRAWN, at)
 
-    @transition(field=state, source=State.CLOSED, target=State.ESCALATED,
-                conditions=[_disputable])
+    @transition(field=state, source=State.CLOSED, target=State.ESCALATED, conditions=[_disputable])
     def escalate(self) -> None:
         pass
 

@@ -54,8 +54,11 @@ def _fmt(instant: datetime, user: User | None) -> str:
 
 def refund_window(*, order: Order, reason: str) -> windows.Window | None:
     return windows.filing_window(
-        reason=reason, placed_at=order.placed_at, deliver_by=order.deliver_by,
-        shipped_at=order.shipped_at, delivered_at=order.delivered_at,
+        reason=reason,
+        placed_at=order.placed_at,
+        deliver_by=order.deliver_by,
+        shipped_at=order.shipped_at,
+        delivered_at=order.delivered_at,
         return_policy=order.return_policy,
     )
 
@@ -77,8 +80,7 @@ def refund_check_window(*, order: Order, reason: str, now: datetime, viewer: Use
         )
     if state == "closed":
         raise WindowClosed(
-            f"The window for '{Reason(reason).label}' closed on "
-            f"{_fmt(window.closes_at, viewer)}.",
+            f"The window for '{Reason(reason).label}' closed on {_fmt(window.closes_at, viewer)}.",
             fields={"reason": [f"Closed {_fmt(window.closes_at, viewer)}."]},
         )
 
@@ -113,15 +115,18 @@ def refund_request(
     for req in items or []:
         line = lines.get(req.order_item_id)
         if line is None or req.quantity < 1 or req.quantity > line.quantity:
-            raise ValidationFailed("Choose items and quantities from this order.",
-                                   fields={"items": ["Unknown item or quantity out of range."]})
+            raise ValidationFailed(
+                "Choose items and quantities from this order.",
+                fields={"items": ["Unknown item or quantity out of range."]},
+            )
         items_value += line.unit_price * req.quantity
         item_rows.append(RefundItem(order_item=line, quantity=req.quantity))
     if amount in (None, "") and item_rows:
         amount = items_value
     if amount in (None, ""):
-        raise ValidationFailed("Enter the amount you want back.",
-                               fields={"amount": ["This field is required."]})
+        raise ValidationFailed(
+            "Enter the amount you want back.", fields={"amount": ["This field is required."]}
+        )
     try:
         value = parse_amount(amount, order.currency)
     except MoneyError as exc:
@@ -132,8 +137,13 @@ def refund_request(
             fields={"amount": [f"At most {order.refundable} {order.currency}."]},
         )
     case = RefundCase(
-        order=order, reason=reason, description=(description or "").strip(), amount=value,
-        currency=order.currency, return_item=bool(return_item), created_at=now,
+        order=order,
+        reason=reason,
+        description=(description or "").strip(),
+        amount=value,
+        currency=order.currency,
+        return_item=bool(return_item),
+        created_at=now,
         respond_by=windows.respond_by(filed_at=now),
         return_number=new_return_number() if return_item else None,
     )
@@ -228,8 +238,12 @@ def _start_payout(case: RefundCase, *, actor: User | None) -> Payout:
     """Reserve and queue the refund to the original payment method (holding the order lock)."""
     assert case.approved_amount is not None
     payout = payout_create(
-        order=case.order, amount=case.approved_amount, purpose="refund",
-        subject_id=case.public_id, idempotency_key=f"refund:{case.public_id}", actor=actor,
+        order=case.order,
+        amount=case.approved_amount,
+        purpose="refund",
+        subject_id=case.public_id,
+        idempotency_key=f"refund:{case.public_id}",
+        actor=actor,
     )
     RefundCase.objects.filter(pk=case.pk).update(payout=payout)
     case.payout = payout
@@ -250,8 +264,14 @@ def refund_start_payouts(*, case_ids: list[int], now: datetime | None = None) ->
                     _start_payout(case, actor=None)
                 started += 1
             except AmountExceedsRefundable as exc:
-                event_case(case=case, kind="refund.payout_blocked", actor=None,
-                           from_state=case.state, note=exc.message, at=now)
+                event_case(
+                    case=case,
+                    kind="refund.payout_blocked",
+                    actor=None,
+                    from_state=case.state,
+                    note=exc.message,
+                    at=now,
+                )
     return started
 
 
@@ -259,7 +279,8 @@ def refund_cases_awaiting_payout(*, limit: int = 1000) -> list[int]:
     return list(
         RefundCase.objects.filter(state=State.REFUND_PENDING, payout__isnull=True)
         .exclude(pk__in=_blocked_case_ids())
-        .order_by("approved_at").values_list("id", flat=True)[:limit]
+        .order_by("approved_at")
+        .values_list("id", flat=True)[:limit]
     )
 
 
@@ -276,13 +297,20 @@ def _blocked_case_ids() -> Any:
 
 @transaction.atomic
 def refund_accept(*, case: RefundCase, actor: User, now: datetime | None = None) -> RefundCase:
-    return _transition(case, actor=actor, party="seller", method="accept",
-                       kind="refund.accepted", now=now or timezone.now())
+    return _transition(
+        case,
+        actor=actor,
+        party="seller",
+        method="accept",
+        kind="refund.accepted",
+        now=now or timezone.now(),
+    )
 
 
 @transaction.atomic
-def refund_offer(*, case: RefundCase, actor: User, amount: Any,
-                 now: datetime | None = None) -> RefundCase:
+def refund_offer(
+    *, case: RefundCase, actor: User, amount: Any, now: datetime | None = None
+) -> RefundCase:
     _require_party(case, actor, "seller")
     try:
         value = parse_amount(amount, case.currency)
@@ -296,56 +324,106 @@ def refund_offer(*, case: RefundCase, actor: User, amount: Any,
     refundable = Order.objects.get(pk=case.order_id).refundable
     if value > refundable:
         raise AmountExceedsRefundable(f"At most {refundable} {case.currency} can be refunded.")
-    return _transition(case, actor=actor, party="seller", method="offer",
-                       kind="refund.offer_made", now=now or timezone.now(), amount=value)
+    return _transition(
+        case,
+        actor=actor,
+        party="seller",
+        method="offer",
+        kind="refund.offer_made",
+        now=now or timezone.now(),
+        amount=value,
+    )
 
 
 @transaction.atomic
-def refund_reject(*, case: RefundCase, actor: User, reason: str,
-                  now: datetime | None = None) -> RefundCase:
+def refund_reject(
+    *, case: RefundCase, actor: User, reason: str, now: datetime | None = None
+) -> RefundCase:
     _require_party(case, actor, "seller")
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationFailed("Tell the buyer why the request is rejected.",
-                               fields={"reason": ["This field is required."]})
-    return _transition(case, actor=actor, party="seller", method="reject",
-                       kind="refund.rejected", now=now or timezone.now(), note=reason,
-                       reason=reason[:2000])
+        raise ValidationFailed(
+            "Tell the buyer why the request is rejected.",
+            fields={"reason": ["This field is required."]},
+        )
+    return _transition(
+        case,
+        actor=actor,
+        party="seller",
+        method="reject",
+        kind="refund.rejected",
+        now=now or timezone.now(),
+        note=reason,
+        reason=reason[:2000],
+    )
 
 
 @transaction.atomic
-def refund_confirm_return(*, case: RefundCase, actor: User,
-                          now: datetime | None = None) -> RefundCase:
-    return _transition(case, actor=actor, party="seller", method="confirm_return",
-                       kind="refund.return_confirmed", now=now or timezone.now())
+def refund_confirm_return(
+    *, case: RefundCase, actor: User, now: datetime | None = None
+) -> RefundCase:
+    return _transition(
+        case,
+        actor=actor,
+        party="seller",
+        method="confirm_return",
+        kind="refund.return_confirmed",
+        now=now or timezone.now(),
+    )
 
 
 # --- buyer actions ----------------------------------------------------------------------------
 
 
 @transaction.atomic
-def refund_accept_offer(*, case: RefundCase, actor: User,
-                        now: datetime | None = None) -> RefundCase:
-    return _transition(case, actor=actor, party="buyer", method="accept_offer",
-                       kind="refund.offer_accepted", now=now or timezone.now())
+def refund_accept_offer(
+    *, case: RefundCase, actor: User, now: datetime | None = None
+) -> RefundCase:
+    return _transition(
+        case,
+        actor=actor,
+        party="buyer",
+        method="accept_offer",
+        kind="refund.offer_accepted",
+        now=now or timezone.now(),
+    )
 
 
 @transaction.atomic
-def refund_decline_offer(*, case: RefundCase, actor: User,
-                         now: datetime | None = None) -> RefundCase:
-    return _transition(case, actor=actor, party="buyer", method="decline_offer",
-                       kind="refund.offer_declined", now=now or timezone.now())
+def refund_decline_offer(
+    *, case: RefundCase, actor: User, now: datetime | None = None
+) -> RefundCase:
+    return _transition(
+        case,
+        actor=actor,
+        party="buyer",
+        method="decline_offer",
+        kind="refund.offer_declined",
+        now=now or timezone.now(),
+    )
 
 
 @transaction.atomic
 def refund_withdraw(*, case: RefundCase, actor: User, now: datetime | None = None) -> RefundCase:
-    return _transition(case, actor=actor, party="buyer", method="withdraw",
-                       kind="refund.withdrawn", now=now or timezone.now())
+    return _transition(
+        case,
+        actor=actor,
+        party="buyer",
+        method="withdraw",
+        kind="refund.withdrawn",
+        now=now or timezone.now(),
+    )
 
 
 @transaction.atomic
-def refund_ship_return(*, case: RefundCase, actor: User, carrier: str, tracking_number: str,
-                       now: datetime | None = None) -> RefundCase:
+def refund_ship_return(
+    *,
+    case: RefundCase,
+    actor: User,
+    carrier: str,
+    tracking_number: str,
+    now: datetime | None = None,
+) -> RefundCase:
     _require_party(case, actor, "buyer")
     carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
     fields = {}
@@ -357,9 +435,16 @@ def refund_ship_return(*, case: RefundCase, actor: User, carrier: str, tracking_
         fields["tracking_number"] = ["At most 80 characters."]
     if fields:
         raise ValidationFailed("Enter the carrier and the tracking number.", fields=fields)
-    return _transition(case, actor=actor, party="buyer", method="ship_return",
-                       kind="refund.return_shipped", now=now or timezone.now(),
-                       carrier=carrier, tracking_number=tracking_number)
+    return _transition(
+        case,
+        actor=actor,
+        party="buyer",
+        method="ship_return",
+        kind="refund.return_shipped",
+        now=now or timezone.now(),
+        carrier=carrier,
+        tracking_number=tracking_number,
+    )
 
 
 # --- messages ---------------------------------------------------------------------------------
@@ -369,8 +454,7 @@ def refund_message_post(*, case: RefundCase, author: User, body: str) -> Message
     """The case thread is the order's thread (SPEC §2): it carries on, and feeds any dispute."""
     if case.state == State.ESCALATED:
         raise InvalidTransition("A dispute is open: write on the dispute instead.")
-    return message_post_on_order(order=case.order, author=author, body=body,
-                                 case_id=case.public_id)
+    return message_post_on_order(order=case.order, author=author, body=body, case_id=case.public_id)
 
 
 # --- the payout hook and the dispute-facing services -------------------------------------------
@@ -379,23 +463,32 @@ def refund_message_post(*, case: RefundCase, author: User, body: str) -> Message
 def refund_mark_paid(payout: Payout, now: datetime) -> None:
     """Registered in orders.hooks: runs in the payout's settling transaction."""
     assert payout.subject_id is not None, "a refund payout names its case"
-    case = RefundCase.objects.select_for_update().select_related("order__shop").get(
-        public_id=payout.subject_id
+    case = (
+        RefundCase.objects.select_for_update()
+        .select_related("order__shop")
+        .get(public_id=payout.subject_id)
     )
     if case.state != State.REFUND_PENDING:
         return
     from_state = case.state
     case.mark_refunded(amount=payout.amount, at=now)
     case.save()
-    event_case(case=case, kind="refund.refunded", actor=None, from_state=from_state, at=now,
-               payout_id=str(payout.public_id))
+    event_case(
+        case=case,
+        kind="refund.refunded",
+        actor=None,
+        from_state=from_state,
+        at=now,
+        payout_id=str(payout.public_id),
+    )
 
 
 def refund_escalate(*, case: RefundCase, actor: User, now: datetime) -> RefundCase:
     """A dispute opened on a closed case (the caller, disputes, holds the locks)."""
     if not can_proceed(case.escalate):
-        raise InvalidTransition("Only a rejected, withdrawn, expired or declined case can be "
-                                "disputed.")
+        raise InvalidTransition(
+            "Only a rejected, withdrawn, expired or declined case can be disputed."
+        )
     if case.dispute_by is None or now > case.dispute_by:
         raise WindowClosed(
             "The dispute window closed on "
@@ -408,8 +501,15 @@ def refund_escalate(*, case: RefundCase, actor: User, now: datetime) -> RefundCa
     return case
 
 
-def refund_resolve(*, case: RefundCase, for_buyer: bool, amount: Decimal | None, actor: User,
-                   now: datetime, withdrawn: bool = False) -> RefundCase:
+def refund_resolve(
+    *,
+    case: RefundCase,
+    for_buyer: bool,
+    amount: Decimal | None,
+    actor: User,
+    now: datetime,
+    withdrawn: bool = False,
+) -> RefundCase:
     """End of a dispute (the caller holds the order and case locks)."""
     from_state = case.state
     if withdrawn:
@@ -421,8 +521,9 @@ def refund_resolve(*, case: RefundCase, for_buyer: bool, amount: Decimal | None,
         case.resolve_for_seller(at=now)
     case.save()
     # The dispute's own event tells the parties; this one keeps the case's timeline whole.
-    event_case(case=case, kind="refund.dispute_resolved", actor=actor, from_state=from_state,
-               at=now)
+    event_case(
+        case=case, kind="refund.dispute_resolved", actor=actor, from_state=from_state, at=now
+    )
     if case.state == State.REFUND_PENDING:
         _start_payout(case, actor=actor)
     return case

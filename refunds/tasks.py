@@ -7,8 +7,16 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, time_limit=300, soft_time_limit=240,
-             autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=300, max_retries=5)
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=300,
+    soft_time_limit=240,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=5,
+)
 def refund_payouts_start(case_ids: list[int]) -> int:
     """Payouts for cases a sweep approved; a case that already has one is skipped."""
     return services.refund_start_payouts(case_ids=case_ids)

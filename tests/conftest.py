@@ -44,14 +44,16 @@ def buyer(db):
 
 @pytest.fixture
 def other_buyer(db):
-    return UserFactory(email="other.buyer@example.com", name="Otto Other",
-                       time_zone="America/New_York")
+    return UserFactory(
+        email="other.buyer@example.com", name="Otto Other", time_zone="America/New_York"
+    )
 
 
 @pytest.fixture
 def seller(db):
-    user = UserFactory(email="seller@example.com", name="Sam Seller",
-                       time_zone="America/Los_Angeles")
+    user = UserFactory(
+        email="seller@example.com", name="Sam Seller", time_zone="America/Los_Angeles"
+    )
     ShopFactory(owner=user, slug="sams-shop", name="Sam's Shop")
     return user
 
@@ -65,14 +67,20 @@ def other_seller(db):
 
 @pytest.fixture
 def staff(db):
-    return UserFactory(email="staff@example.com", name="Stan Staff", is_staff=True,
-                       is_superuser=True, time_zone="Asia/Shanghai")
+    return UserFactory(
+        email="staff@example.com",
+        name="Stan Staff",
+        is_staff=True,
+        is_superuser=True,
+        time_zone="Asia/Shanghai",
+    )
 
 
 @pytest.fixture
 def marketplace(db):
-    return UserFactory(email="feed@marketplace.example", name="Marketplace feed",
-                       is_marketplace=True)
+    return UserFactory(
+        email="feed@marketplace.example", name="Marketplace feed", is_marketplace=True
+    )
 
 
 @pytest.fixture

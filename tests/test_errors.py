@@ -93,6 +93,4 @@ def test_an_unknown_api_path_answers_in_the_envelope(client):
     response = client.get("/api/v1/no-such-thing/")
 
     assert response.status_code == 404
-    assert response.json() == {
-        "error": {"code": "not_found", "message": "No such API endpoint."}
-    }
+    assert response.json() == {"error": {"code": "not_found", "message": "No such API endpoint."}}

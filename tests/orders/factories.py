@@ -54,8 +54,10 @@ class OrderFactory(factory.django.DjangoModelFactory):
     def items(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
         if not create:
             return
-        lines = extracted or [("SKU-1", "Travel mug", 2, Decimal("20.00")),
-                              ("SKU-2", "Tea sampler", 1, Decimal("19.90"))]
+        lines = extracted or [
+            ("SKU-1", "Travel mug", 2, Decimal("20.00")),
+            ("SKU-2", "Tea sampler", 1, Decimal("19.90")),
+        ]
         OrderItem.objects.bulk_create(
             OrderItem(order=self, sku=s, title=t, quantity=q, unit_price=p) for s, t, q, p in lines
         )
@@ -66,8 +68,14 @@ def shipped(order: Order, *, at=None) -> Order:  # type: ignore[no-untyped-def]
     from orders.services import order_ship
 
     when = at or min(order.placed_at + timedelta(hours=6), timezone.now())
-    return order_ship(order=order, carrier="SF Express", tracking_number="SF123456789CN",
-                      shipped_at=when, actor=None, now=max(timezone.now(), when))
+    return order_ship(
+        order=order,
+        carrier="SF Express",
+        tracking_number="SF123456789CN",
+        shipped_at=when,
+        actor=None,
+        now=max(timezone.now(), when),
+    )
 
 
 def delivered(order: Order, *, at=None) -> Order:  # type: ignore[no-untyped-def]
@@ -77,5 +85,4 @@ def delivered(order: Order, *, at=None) -> Order:  # type: ignore[no-untyped-def
         shipped(order)
     start = order.shipped_at or order.placed_at
     when = at or max(start, min(start + timedelta(days=2), timezone.now()))
-    return order_deliver(order=order, delivered_at=when, actor=None,
-                         now=max(timezone.now(), when))
+    return order_deliver(order=order, delivered_at=when, actor=None, now=max(timezone.now(), when))

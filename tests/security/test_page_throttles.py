@@ -45,7 +45,10 @@ def test_the_page_and_the_api_share_one_budget(throttle_rates, case, buyer):
     throttle_rates(messages="2/min")
     api_url = reverse("api:refund-messages", kwargs={"public_id": case.public_id})
     for n in range(2):
-        assert api_client_for(buyer).post(api_url, {"body": f"api {n}"}, format="json").status_code == 201
+        assert (
+            api_client_for(buyer).post(api_url, {"body": f"api {n}"}, format="json").status_code
+            == 201
+        )
 
     page_answer = _client(buyer).post(
         reverse("case-message", kwargs={"case_id": case.public_id}), {"body": "from the page"}

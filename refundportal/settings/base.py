@@ -71,6 +71,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+# With persistent connections (?conn_max_age=60), a connection the server dropped is replaced
+# at the start of the next request instead of failing it.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 MARKETPLACE_TIME_ZONE = env("MARKETPLACE_TIME_ZONE", default="Asia/Shanghai")
 try:

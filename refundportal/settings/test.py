@@ -29,6 +29,9 @@ from .base import DATABASES, REST_FRAMEWORK  # noqa: E402
 # test's evidence in its own folder).
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="refundportal-test-media-"))
 PRIVATE_STORAGE_ROOT = MEDIA_ROOT / "private"
+# Whitenoise looks for collected files at start; tests serve static files from the finders.
+STATIC_ROOT = MEDIA_ROOT / "static"
+STATIC_ROOT.mkdir()
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

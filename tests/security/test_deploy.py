@@ -72,6 +72,11 @@ def test_production_settings_refuse_unsafe_values(tmp_path, env, complaint):
 
 def test_production_trusts_the_proxy_for_https(tmp_path):
     # A plain-HTTP request is redirected; one the proxy marks as HTTPS is served with HSTS.
+    # Production serves hashed static names from collectstatic's manifest, as the image builds it;
+    # collect into this test's own folder so a fresh clone behaves like a deployment.
+    static_root = str(tmp_path / "static")
+    collected = manage(tmp_path, "collectstatic", "--noinput", STATIC_ROOT=static_root)
+    assert collected.returncode == 0, collected.stderr
     code = (
         "from django.test import Client; c = Client(); "
         "r1 = c.get('/accounts/login/', HTTP_HOST='portal.example.com'); "
@@ -80,7 +85,7 @@ def test_production_trusts_the_proxy_for_https(tmp_path):
         "print('RESULT', r1.status_code, r1.get('Location'), r2.status_code, "
         "'max-age' in r2.get('Strict-Transport-Security', ''))"
     )
-    done = manage(tmp_path, "shell", "-c", code)
+    done = manage(tmp_path, "shell", "-c", code, STATIC_ROOT=static_root)
     assert done.returncode == 0, done.stderr
     result = next(line for line in done.stdout.splitlines() if line.startswith("RESULT"))
     assert result.split()[1:] == [

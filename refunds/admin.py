@@ -23,7 +23,7 @@ from orders.money import format_money
 
 from .models import Evidence, RefundCase, RefundItem
 from .selectors import refund_messages, refund_timeline
-from .sweeps import refund_sweeps_run
+from .sweeps import refund_apply_due_deadlines, refund_sweeps_run
 
 
 def _download_link(evidence: Evidence) -> SafeString:
@@ -98,7 +98,7 @@ class RefundCaseAdmin(ReadOnlyAdmin):
         "order__shop__owner__email",
     )
     date_hierarchy = "created_at"
-    actions = ("run_deadline_sweep",)
+    actions = ("apply_due_deadlines", "run_deadline_sweep")
     inlines = (RefundItemInline, EvidenceInline)
     fieldsets = (
         (
@@ -286,6 +286,22 @@ class RefundCaseAdmin(ReadOnlyAdmin):
             "<table><thead><tr><th>at</th><th>from</th><th>message</th></tr></thead>"
             "<tbody>{}</tbody></table>",
             rows,
+        )
+
+    @admin.action(
+        description="Apply the passed deadline of the selected cases now",
+        permissions=["sweep"],
+    )
+    def apply_due_deadlines(self, request: HttpRequest, queryset: QuerySet[RefundCase]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        moved = refund_apply_due_deadlines(case_ids=ids, now=timezone.now())
+        total = sum(moved.values())
+        detail = ", ".join(f"{name}: {count}" for name, count in moved.items() if count)
+        self.message_user(
+            request,
+            f"{total} of {len(ids)} selected case(s) moved"
+            + (f" ({detail})." if detail else "; no selected case had a passed deadline."),
+            messages.SUCCESS if total else messages.WARNING,
         )
 
     @admin.action(

@@ -6,6 +6,7 @@ closed *at* `offer_by`, so its dispute window runs from `offer_by`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ from orders.sweeps import (
     iter_sweep,
     order_payload_sql,
     run_sweep,
+    sweep_moves,
 )
 
 from .events import NOTIFY
@@ -334,5 +336,27 @@ def refund_sweeps_run(*, now: datetime, batch_size: int | None = None) -> dict[s
         moved[sweep.name] = len(
             run_sweep(sweep, now=now, build_events=build_case_events, batch_size=batch_size)
         )
+    payouts.close()
+    return moved
+
+
+def refund_apply_due_deadlines(*, case_ids: list[int], now: datetime) -> dict[str, int]:
+    """Staff's admin button: the system transitions whose deadline has passed, for these cases
+    only, through the same sweep declarations (so the FSM and the windows stay the one source).
+    A case whose deadline has not passed is left as it is."""
+    moved: dict[str, int] = {}
+    payouts = _PayoutQueue()
+    for sweep in transition_sweeps():
+        only_these = Q(pk__in=case_ids)
+        if sweep.extra_filter is not None:
+            only_these &= sweep.extra_filter
+        moves = sweep_moves(
+            dataclasses.replace(sweep, extra_filter=only_these),
+            now=now,
+            build_events=build_case_events,
+            portable=True,  # the extra filter is applied by the ORM path
+        )
+        moved[sweep.name] = len(moves)
+        payouts.add([pk for pk, state in moves if state == State.REFUND_PENDING])
     payouts.close()
     return moved

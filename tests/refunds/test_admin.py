@@ -92,6 +92,30 @@ def test_run_the_deadline_sweep_from_the_desk(desk, case):
     assert Event.objects.filter(case_id=case.public_id, kind="refund.auto_accepted").count() == 1
 
 
+def test_apply_the_passed_deadline_of_the_selected_cases_only(desk, case, other_buyer, seller):
+    # given two requests whose seller let respond_by pass, and one still inside its window
+    from tests.orders.factories import OrderFactory
+
+    shop = seller.shops.get()
+    other_due = file_refund(OrderFactory(buyer=other_buyer, shop=shop), amount="10.00")
+    with time_machine.travel(case.respond_by + SECOND, tick=False):
+        not_due = file_refund(OrderFactory(buyer=other_buyer, shop=shop), amount="10.00")
+        # when staff apply the passed deadline to the first and the not-yet-due one
+        response = desk.post(
+            CHANGELIST,
+            {"action": "apply_due_deadlines", "_selected_action": [case.pk, not_due.pk]},
+            follow=True,
+        )
+
+    # then only the selected, due case is auto-accepted, through the sweep's own event
+    assert b"1 of 2 selected case(s) moved" in response.content
+    assert reload(case).state == State.AWAITING_RETURN
+    assert reload(case).rma_issued_at == case.respond_by  # the next clock starts at the deadline
+    assert reload(not_due).state == State.REQUESTED
+    assert reload(other_due).state == State.REQUESTED  # due, but not selected
+    assert Event.objects.filter(case_id=case.public_id, kind="refund.auto_accepted").count() == 1
+
+
 def test_staff_without_the_change_permission_cannot_run_the_sweep(client, case):
     from tests.orders.factories import UserFactory
 
@@ -105,6 +129,7 @@ def test_staff_without_the_change_permission_cannot_run_the_sweep(client, case):
 
     assert response.status_code == 200
     assert b"run_deadline_sweep" not in response.content
+    assert b"apply_due_deadlines" not in response.content
 
 
 def test_evidence_admin_lists_files_with_download_links(desk, case, buyer):

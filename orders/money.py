@@ -38,6 +38,7 @@ def is_currency(code: str) -> bool:
     return code in currencies()
 
 
+@lru_cache(maxsize=512)
 def minor_unit(currency: str) -> int:
     return int(get_currency_precision(currency))
 
@@ -67,8 +68,13 @@ def parse_amount(value: object, currency: str, *, allow_zero: bool = False) -> D
     return amount
 
 
+@lru_cache(maxsize=512)
+def _exponent(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-minor_unit(currency))
+
+
 def quantize(amount: Decimal, currency: str) -> Decimal:
-    return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)))
+    return amount.quantize(_exponent(currency))
 
 
 def format_amount(amount: Decimal, currency: str) -> str:

@@ -50,6 +50,7 @@ from .serializers import (
     RefundOut,
     RefundRejectIn,
     RefundShipReturnIn,
+    refund_out_data,
     validated,
 )
 
@@ -77,7 +78,8 @@ def _detail(request: Request, public_id: Any) -> dict[str, Any]:
     """The case as the viewer sees it now, read again after a service changed it."""
     case = _case(request, public_id)
     timelines = {case.public_id: list(refund_timeline(case=case))}
-    return RefundOut(case, context=_context(request, timelines=timelines)).data
+    # RefundOut's exact output, built as a plain dict (the same keys and values).
+    return refund_out_data(case, user=_viewer(request), now=timezone.now(), timelines=timelines)
 
 
 def _items(order: Order, requested: list[dict[str, Any]]) -> list[services.ItemRequest]:

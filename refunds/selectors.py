@@ -13,16 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import (
-    Count,
     IntegerField,
-    OuterRef,
     Prefetch,
     Q,
     QuerySet,
-    Subquery,
-    Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.expressions import RawSQL
 from django.http import Http404
 from django_fsm import can_proceed
 
@@ -49,19 +45,21 @@ def refund_list_for_user(*, user: Any, state: str | None = None) -> QuerySet[Ref
     """
     if not getattr(user, "is_authenticated", False):
         return RefundCase.objects.none()
-    thread = (
-        Message.objects.filter(order=OuterRef("order_id"))
-        .order_by()
-        .values("order")
-        .annotate(n=Count("pk"))
-        .values("n")[:1]
+    # The thread's size as a plain correlated COUNT (0 for no messages): the same number as a
+    # Coalesce(Subquery(Count)) annotation, without its query-building cost on every request.
+    thread = RawSQL(  # noqa: S611 - table and column names from the models, no input
+        f'SELECT COUNT(*) FROM "{Message._meta.db_table}" AS thread_m '  # noqa: S608
+        f'WHERE thread_m."{Message._meta.get_field("order").column}" = '
+        f'"{RefundCase._meta.db_table}"."{RefundCase._meta.get_field("order").column}"',
+        (),
+        output_field=IntegerField(),
     )
     qs = (
         RefundCase.objects.select_related("order", "order__shop", "order__buyer")
         .prefetch_related(
             Prefetch("items", queryset=RefundItem.objects.select_related("order_item"))
         )
-        .annotate(message_count=Coalesce(Subquery(thread, output_field=IntegerField()), Value(0)))
+        .annotate(message_count=thread)
     )
     visible = _visible_to(user)
     if visible is not None:
@@ -80,10 +78,15 @@ def _uuid_or_404(value: Any, what: str) -> uuid.UUID:
         raise Http404(f"No such {what}.") from exc
 
 
-def refund_get_for_user(*, user: Any, public_id: Any) -> RefundCase:
+def refund_get_for_user(*, user: Any, public_id: Any, related: tuple[str, ...] = ()) -> RefundCase:
+    """`related`: further relations to join in the same query (e.g. the reverse one-to-one
+    "dispute" of the app above, which this app names but does not import)."""
     key = _uuid_or_404(public_id, "refund case")
+    qs = refund_list_for_user(user=user)
+    if related:
+        qs = qs.select_related(*related)
     try:
-        return refund_list_for_user(user=user).get(public_id=key)
+        return qs.get(public_id=key)
     except RefundCase.DoesNotExist as exc:
         raise Http404("No such refund case.") from exc
 

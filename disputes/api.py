@@ -7,11 +7,10 @@ service decides the rest under its row locks. Errors leave through the one envel
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django.db.models import QuerySet
 from django.urls import path, reverse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -27,11 +26,13 @@ from orders.api import (
     ExactJSONParser,
     StrictSerializer,
     UTCDateTimeField,
-    _errors,
-    _validated,
+    error_responses,
+    serializer_context,
+    validated,
+    viewer,
 )
 from orders.errors import ValidationFailed
-from orders.models import Message, User
+from orders.models import Message
 from orders.money import format_amount
 from refunds.models import Evidence
 
@@ -280,22 +281,13 @@ class DisputeDetailOut(DisputeOut):
 # --- views --------------------------------------------------------------------------------------
 
 
-def _user(request: Request) -> User:
-    # Every view here requires an authenticated user (the default permission class).
-    return cast(User, request.user)
-
-
-def _context(request: Request) -> dict[str, Any]:
-    return {"request": request, "user": request.user, "now": timezone.now()}
-
-
 def _dispute(request: Request, dispute_id: str) -> Dispute:
-    return dispute_get_for_user(user=_user(request), public_id=dispute_id)
+    return dispute_get_for_user(user=viewer(request), public_id=dispute_id)
 
 
 def _detail(request: Request, dispute_id: str) -> dict[str, Any]:
     """The dispute as the viewer sees it now, read again after a service changed it."""
-    return DisputeDetailOut(_dispute(request, dispute_id), context=_context(request)).data
+    return DisputeDetailOut(_dispute(request, dispute_id), context=serializer_context(request)).data
 
 
 class DisputeListCreateApi(GenericAPIView):
@@ -316,38 +308,38 @@ class DisputeListCreateApi(GenericAPIView):
                 f"Unknown state {state!r}.",
                 fields={"state": [f"One of: {', '.join(DisputeState.values)}."]},
             )
-        return dispute_list_for_user(user=_user(self.request), state=state)
+        return dispute_list_for_user(user=viewer(self.request), state=state)
 
     @extend_schema(
         operation_id="disputes_list",
         tags=["disputes"],
         parameters=[OpenApiParameter("state", str, enum=DisputeState.values)],
-        responses={200: DisputeOut(many=True), **_errors(400, 401)},
+        responses={200: DisputeOut(many=True), **error_responses(400, 401)},
         summary="Disputes the viewer is a party to (staff: all), newest first",
     )
     def get(self, request: Request) -> Response:
         # One query for the count and one for the page, however many disputes it has.
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(
-            DisputeOut(page, many=True, context=_context(request)).data
+            DisputeOut(page, many=True, context=serializer_context(request)).data
         )
 
     @extend_schema(
         operation_id="disputes_open",
         tags=["disputes"],
         request=DisputeOpenIn,
-        responses={201: DisputeDetailOut, **_errors(400, 401, 403, 404, 409, 429)},
+        responses={201: DisputeDetailOut, **error_responses(400, 401, 403, 404, 409, 429)},
         summary="The buyer disputes a closed refund case (within 48 h of its closing)",
         description="Only on a case closed as rejected, withdrawn, expired or with a declined "
         "offer, until its `dispute_by` (else 400 `window_closed`); one dispute per case (409 "
         "`duplicate`). The case's message thread is attached as the transcript.",
     )
     def post(self, request: Request) -> Response:
-        data = _validated(DisputeOpenIn, request)
-        case = dispute_case_get_for_user(user=_user(request), public_id=data["refund"])
+        data = validated(DisputeOpenIn, request)
+        case = dispute_case_get_for_user(user=viewer(request), public_id=data["refund"])
         dispute = services.dispute_open(
             case=case,
-            buyer=_user(request),
+            buyer=viewer(request),
             statement=data["statement"],
             contact_name=data["contact_name"],
             contact_email=data["contact_email"],
@@ -367,7 +359,7 @@ class DisputeDetailApi(APIView):
     @extend_schema(
         operation_id="disputes_retrieve",
         tags=["disputes"],
-        responses={200: DisputeDetailOut, **_errors(401, 404)},
+        responses={200: DisputeDetailOut, **error_responses(401, 404)},
     )
     def get(self, request: Request, dispute_id: str) -> Response:
         return Response(_detail(request, dispute_id))
@@ -380,14 +372,14 @@ class DisputeStatementApi(APIView):
         operation_id="disputes_statement",
         tags=["disputes"],
         request=DisputeBodyIn,
-        responses={200: DisputeDetailOut, **_errors(400, 401, 403, 404, 409)},
+        responses={200: DisputeDetailOut, **error_responses(400, 401, 403, 404, 409)},
         summary="The seller's statement (once; until the decision)",
     )
     def post(self, request: Request, dispute_id: str) -> Response:
         dispute = _dispute(request, dispute_id)
-        services.dispute_require(dispute=dispute, user=_user(request), action="statement")
-        data = _validated(DisputeBodyIn, request)
-        services.dispute_add_statement(dispute=dispute, seller=_user(request), body=data["body"])
+        services.dispute_require(dispute=dispute, user=viewer(request), action="statement")
+        data = validated(DisputeBodyIn, request)
+        services.dispute_add_statement(dispute=dispute, seller=viewer(request), body=data["body"])
         return Response(_detail(request, dispute_id))
 
 
@@ -402,7 +394,7 @@ class DisputeMessagesApi(GenericAPIView):
     @extend_schema(
         operation_id="disputes_messages_list",
         tags=["disputes"],
-        responses={200: DisputeMessageOut(many=True), **_errors(401, 404)},
+        responses={200: DisputeMessageOut(many=True), **error_responses(401, 404)},
     )
     def get(self, request: Request, dispute_id: str) -> Response:
         dispute = _dispute(request, dispute_id)
@@ -415,17 +407,17 @@ class DisputeMessagesApi(GenericAPIView):
         operation_id="disputes_messages_create",
         tags=["disputes"],
         request=DisputeBodyIn,
-        responses={201: DisputeMessageOut, **_errors(400, 401, 403, 404, 409, 429)},
+        responses={201: DisputeMessageOut, **error_responses(400, 401, 403, 404, 409, 429)},
         summary="Write on the dispute (parties and staff)",
         description="A message from the party staff asked (`info_party`) answers the question "
         "and moves the dispute from `info_requested` back to `under_review`.",
     )
     def post(self, request: Request, dispute_id: str) -> Response:
         dispute = _dispute(request, dispute_id)
-        services.dispute_require(dispute=dispute, user=_user(request), action="message")
-        data = _validated(DisputeBodyIn, request)
+        services.dispute_require(dispute=dispute, user=viewer(request), action="message")
+        data = validated(DisputeBodyIn, request)
         message = services.dispute_post_message(
-            dispute=dispute, author=_user(request), body=data["body"]
+            dispute=dispute, author=viewer(request), body=data["body"]
         )
         return Response(
             DisputeMessageOut(message, context={"dispute": dispute}).data,
@@ -444,7 +436,7 @@ class DisputeEvidenceApi(GenericAPIView):
     @extend_schema(
         operation_id="disputes_evidence_list",
         tags=["disputes"],
-        responses={200: DisputeEvidenceOut(many=True), **_errors(401, 404)},
+        responses={200: DisputeEvidenceOut(many=True), **error_responses(401, 404)},
     )
     def get(self, request: Request, dispute_id: str) -> Response:
         dispute = _dispute(request, dispute_id)
@@ -457,15 +449,15 @@ class DisputeEvidenceApi(GenericAPIView):
         operation_id="disputes_evidence_create",
         tags=["disputes"],
         request=DisputeEvidenceIn,
-        responses={201: DisputeEvidenceOut, **_errors(400, 401, 403, 404, 409, 429)},
+        responses={201: DisputeEvidenceOut, **error_responses(400, 401, 403, 404, 409, 429)},
         summary="Attach a file to the dispute (10 per dispute; JPEG, PNG, WebP, PDF ≤ 10 MB)",
     )
     def post(self, request: Request, dispute_id: str) -> Response:
         dispute = _dispute(request, dispute_id)
-        services.dispute_require(dispute=dispute, user=_user(request), action="evidence")
-        data = _validated(DisputeEvidenceIn, request)
+        services.dispute_require(dispute=dispute, user=viewer(request), action="evidence")
+        data = validated(DisputeEvidenceIn, request)
         evidence = services.dispute_add_evidence(
-            dispute=dispute, actor=_user(request), upload=data["file"], kind=data["kind"]
+            dispute=dispute, actor=viewer(request), upload=data["file"], kind=data["kind"]
         )
         return Response(
             DisputeEvidenceOut(evidence, context={"dispute": dispute}).data,
@@ -480,15 +472,15 @@ class DisputeRequestInfoApi(APIView):
         operation_id="disputes_request_info",
         tags=["disputes"],
         request=DisputeRequestInfoIn,
-        responses={200: DisputeDetailOut, **_errors(400, 401, 403, 404, 409)},
+        responses={200: DisputeDetailOut, **error_responses(400, 401, 403, 404, 409)},
         summary="Staff ask the buyer or the seller for more information",
     )
     def post(self, request: Request, dispute_id: str) -> Response:
         dispute = _dispute(request, dispute_id)
-        services.dispute_require(dispute=dispute, user=_user(request), action="request_info")
-        data = _validated(DisputeRequestInfoIn, request)
+        services.dispute_require(dispute=dispute, user=viewer(request), action="request_info")
+        data = validated(DisputeRequestInfoIn, request)
         services.dispute_request_info(
-            dispute=dispute, staff=_user(request), party=data["party"], question=data["question"]
+            dispute=dispute, staff=viewer(request), party=data["party"], question=data["question"]
         )
         return Response(_detail(request, dispute_id))
 
@@ -498,12 +490,12 @@ class DisputeWithdrawApi(APIView):
         operation_id="disputes_withdraw",
         tags=["disputes"],
         request=None,
-        responses={200: DisputeDetailOut, **_errors(401, 403, 404, 409)},
+        responses={200: DisputeDetailOut, **error_responses(401, 403, 404, 409)},
         summary="The buyer withdraws the dispute (the case closes for good)",
     )
     def post(self, request: Request, dispute_id: str) -> Response:
         dispute = _dispute(request, dispute_id)
-        services.dispute_withdraw(dispute=dispute, buyer=_user(request))
+        services.dispute_withdraw(dispute=dispute, buyer=viewer(request))
         return Response(_detail(request, dispute_id))
 
 
@@ -514,7 +506,7 @@ class DisputeDecideApi(APIView):
         operation_id="disputes_decide",
         tags=["disputes"],
         request=DisputeDecideIn,
-        responses={200: DisputeDetailOut, **_errors(400, 401, 403, 404, 409)},
+        responses={200: DisputeDetailOut, **error_responses(400, 401, 403, 404, 409)},
         summary="Staff decide the dispute with a written rationale",
         description="From any undecided state, once the seller made a statement or its 48 h "
         "passed (else 409 `invalid_transition`). For the buyer: `amount` (default the amount "
@@ -522,11 +514,11 @@ class DisputeDecideApi(APIView):
     )
     def post(self, request: Request, dispute_id: str) -> Response:
         dispute = _dispute(request, dispute_id)
-        services.dispute_require(dispute=dispute, user=_user(request), action="decide")
-        data = _validated(DisputeDecideIn, request)
+        services.dispute_require(dispute=dispute, user=viewer(request), action="decide")
+        data = validated(DisputeDecideIn, request)
         services.dispute_decide(
             dispute=dispute,
-            staff=_user(request),
+            staff=viewer(request),
             outcome=data["outcome"],
             amount=data["amount"],
             rationale=data["rationale"],

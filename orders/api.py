@@ -106,7 +106,7 @@ def _summary(fields: dict[str, list[str]]) -> str:
     return "; ".join(f"{name}: {messages[0]}" for name, messages in fields.items())
 
 
-def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
     serializer = serializer_class(data=request.data)
     if not serializer.is_valid():
         fields = _flat_errors(serializer.errors)
@@ -459,29 +459,32 @@ OrderErrorOut = inline_serializer(
 )
 
 
-def _errors(*codes: int) -> dict[int, serializers.Serializer]:
+def error_responses(*codes: int) -> dict[int, serializers.Serializer]:
     return dict.fromkeys(codes, OrderErrorOut)
 
 
 # --- views --------------------------------------------------------------------------------------
 
 
-def _viewer(request: Request) -> User:
+# The helpers below are the API toolkit the other apps' api.py modules share.
+
+
+def viewer(request: Request) -> User:
     # Every view requires authentication (DEFAULT_PERMISSION_CLASSES), so this is a real user.
     return cast(User, request.user)
 
 
-def _context(request: Request, **extra: Any) -> dict[str, Any]:
-    return {"request": request, "user": _viewer(request), "now": timezone.now(), **extra}
+def serializer_context(request: Request, **extra: Any) -> dict[str, Any]:
+    return {"request": request, "user": viewer(request), "now": timezone.now(), **extra}
 
 
 def _order_detail(request: Request, number: str) -> Order:
-    return order_get_for_user(user=_viewer(request), number=number)
+    return order_get_for_user(user=viewer(request), number=number)
 
 
 def _order_out(request: Request, number: str) -> dict[str, Any]:
     """The order as the viewer sees it now, read again after a service changed it."""
-    return OrderOut(_order_detail(request, number), context=_context(request)).data
+    return OrderOut(_order_detail(request, number), context=serializer_context(request)).data
 
 
 def _cancel_out(request: Request, number: str, payout: Payout) -> dict[str, Any]:
@@ -489,7 +492,7 @@ def _cancel_out(request: Request, number: str, payout: Payout) -> dict[str, Any]
     payout = Payout.objects.get(pk=payout.pk)  # the send may already have settled it
     payout.order = order
     return {
-        "order": OrderOut(order, context=_context(request)).data,
+        "order": OrderOut(order, context=serializer_context(request)).data,
         "payout": OrderPayoutOut(payout).data,
     }
 
@@ -526,7 +529,7 @@ class OrderListCreateApi(GenericAPIView):
         if getattr(self, "swagger_fake_view", False):
             return Order.objects.none()
         # One query for the page and one for all its items, however many orders it has.
-        return order_list_for_user(user=_viewer(self.request)).prefetch_related("items")
+        return order_list_for_user(user=viewer(self.request)).prefetch_related("items")
 
     @extend_schema(
         operation_id="orders_list",
@@ -536,20 +539,20 @@ class OrderListCreateApi(GenericAPIView):
     )
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        data = OrderOut(page, many=True, context=_context(request)).data
+        data = OrderOut(page, many=True, context=serializer_context(request)).data
         return self.get_paginated_response(data)
 
     @extend_schema(
         operation_id="orders_ingest",
         tags=["orders"],
         request=OrderIngestIn,
-        responses={201: OrderOut, **_errors(400, 401, 403, 409)},
+        responses={201: OrderOut, **error_responses(400, 401, 403, 409)},
         summary="Push an order from the marketplace (staff or marketplace token)",
         description="Creates buyer and seller accounts by email when new. Amounts are strings "
         "in the currency's minor unit; instants need a time zone offset. Same number again: 409.",
     )
     def post(self, request: Request) -> Response:
-        data = _validated(OrderIngestIn, request)
+        data = validated(OrderIngestIn, request)
         order = services.order_ingest(
             number=data["number"],
             buyer_email=data["buyer"]["email"],
@@ -565,7 +568,7 @@ class OrderListCreateApi(GenericAPIView):
             placed_at=data["placed_at"],
             deliver_by=data["deliver_by"],
             items=[services.ItemIn(**item) for item in data["items"]],
-            actor=_viewer(request),
+            actor=viewer(request),
         )
         location = reverse("api:order-detail", kwargs={"number": order.number})
         return Response(
@@ -579,7 +582,7 @@ class OrderDetailApi(APIView):
     @extend_schema(
         operation_id="orders_retrieve",
         tags=["orders"],
-        responses={200: OrderOut, **_errors(401, 404)},
+        responses={200: OrderOut, **error_responses(401, 404)},
     )
     def get(self, request: Request, number: str) -> Response:
         return Response(_order_out(request, number))
@@ -593,12 +596,12 @@ class OrderShipApi(APIView):
         operation_id="orders_ship",
         tags=["orders"],
         request=OrderShipIn,
-        responses={200: OrderOut, **_errors(400, 401, 403, 404, 409)},
+        responses={200: OrderOut, **error_responses(400, 401, 403, 404, 409)},
     )
     def post(self, request: Request, number: str) -> Response:
         order = _order_detail(request, number)
-        data = _validated(OrderShipIn, request)
-        services.order_ship(order=order, actor=_viewer(request), **data)
+        data = validated(OrderShipIn, request)
+        services.order_ship(order=order, actor=viewer(request), **data)
         return Response(_order_out(request, number))
 
 
@@ -610,12 +613,12 @@ class OrderDeliverApi(APIView):
         operation_id="orders_deliver",
         tags=["orders"],
         request=OrderDeliverIn,
-        responses={200: OrderOut, **_errors(400, 401, 403, 404, 409)},
+        responses={200: OrderOut, **error_responses(400, 401, 403, 404, 409)},
     )
     def post(self, request: Request, number: str) -> Response:
         order = _order_detail(request, number)
-        data = _validated(OrderDeliverIn, request)
-        services.order_deliver(order=order, actor=_viewer(request), **data)
+        data = validated(OrderDeliverIn, request)
+        services.order_deliver(order=order, actor=viewer(request), **data)
         return Response(_order_out(request, number))
 
 
@@ -624,12 +627,12 @@ class OrderCancelApi(APIView):
         operation_id="orders_cancel",
         tags=["orders"],
         request=None,
-        responses={200: OrderCancelOut, **_errors(400, 401, 403, 404, 409)},
+        responses={200: OrderCancelOut, **error_responses(400, 401, 403, 404, 409)},
         summary="Instant cancellation by the buyer (unshipped, within 24 h): full refund",
     )
     def post(self, request: Request, number: str) -> Response:
         order = _order_detail(request, number)
-        payout = services.order_cancel_by_buyer(order=order, actor=_viewer(request))
+        payout = services.order_cancel_by_buyer(order=order, actor=viewer(request))
         return Response(_cancel_out(request, number, payout))
 
 
@@ -638,12 +641,12 @@ class OrderCancelOutOfStockApi(APIView):
         operation_id="orders_cancel_out_of_stock",
         tags=["orders"],
         request=None,
-        responses={200: OrderCancelOut, **_errors(400, 401, 403, 404, 409)},
+        responses={200: OrderCancelOut, **error_responses(400, 401, 403, 404, 409)},
         summary="The seller cancels an unshipped order as out of stock: full refund",
     )
     def post(self, request: Request, number: str) -> Response:
         order = _order_detail(request, number)
-        payout = services.order_cancel_out_of_stock(order=order, actor=_viewer(request))
+        payout = services.order_cancel_out_of_stock(order=order, actor=viewer(request))
         return Response(_cancel_out(request, number, payout))
 
 
@@ -659,11 +662,11 @@ class OrderMessagesApi(GenericAPIView):
     @extend_schema(
         operation_id="orders_messages_list",
         tags=["orders"],
-        responses={200: OrderMessageOut(many=True), **_errors(401, 403, 404)},
+        responses={200: OrderMessageOut(many=True), **error_responses(401, 403, 404)},
     )
     def get(self, request: Request, number: str) -> Response:
         order = _order_detail(request, number)
-        user = _viewer(request)
+        user = viewer(request)
         if user.pk not in (order.buyer_id, order.shop.owner_id) and not user.is_staff:
             raise NotAllowed("Only the buyer, the seller and staff read this thread.")
         messages = Message.objects.filter(order=order).select_related("author")
@@ -675,14 +678,14 @@ class OrderMessagesApi(GenericAPIView):
         operation_id="orders_messages_create",
         tags=["orders"],
         request=OrderMessageIn,
-        responses={201: OrderMessageOut, **_errors(400, 401, 403, 404, 429)},
+        responses={201: OrderMessageOut, **error_responses(400, 401, 403, 404, 429)},
         summary="Contact the other party before a refund case exists",
     )
     def post(self, request: Request, number: str) -> Response:
         order = _order_detail(request, number)
-        data = _validated(OrderMessageIn, request)
+        data = validated(OrderMessageIn, request)
         message = services.message_post_on_order(
-            order=order, author=_viewer(request), body=data["body"]
+            order=order, author=viewer(request), body=data["body"]
         )
         return Response(
             OrderMessageOut(message, context={"order": order}).data, status=status.HTTP_201_CREATED

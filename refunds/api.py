@@ -8,14 +8,14 @@ allow it, with nothing changed). Errors leave through `orders.errors.api_excepti
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
 from django.urls import path, reverse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -23,9 +23,15 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 from rest_framework.views import APIView
 
-from orders.api import ExactJSONParser, OrderErrorOut, OrderMessageOut
+from orders.api import (
+    ExactJSONParser,
+    OrderMessageOut,
+    error_responses,
+    serializer_context,
+    viewer,
+)
 from orders.errors import NotAllowed, ValidationFailed
-from orders.models import Message, Order, User
+from orders.models import Message, Order
 from orders.selectors import order_get_for_user
 
 from . import services
@@ -57,21 +63,8 @@ from .serializers import (
 TAGS = ["refunds"]
 
 
-def _errors(*codes: int) -> dict[int, serializers.Serializer]:
-    return dict.fromkeys(codes, OrderErrorOut)
-
-
-def _viewer(request: Request) -> User:
-    # Every view requires authentication (DEFAULT_PERMISSION_CLASSES), so this is a real user.
-    return cast(User, request.user)
-
-
-def _context(request: Request, **extra: Any) -> dict[str, Any]:
-    return {"request": request, "user": _viewer(request), "now": timezone.now(), **extra}
-
-
 def _case(request: Request, public_id: Any) -> RefundCase:
-    return refund_get_for_user(user=_viewer(request), public_id=public_id)
+    return refund_get_for_user(user=viewer(request), public_id=public_id)
 
 
 def _detail(request: Request, public_id: Any) -> dict[str, Any]:
@@ -79,7 +72,7 @@ def _detail(request: Request, public_id: Any) -> dict[str, Any]:
     case = _case(request, public_id)
     timelines = {case.public_id: list(refund_timeline(case=case))}
     # RefundOut's exact output, built as a plain dict (the same keys and values).
-    return refund_out_data(case, user=_viewer(request), now=timezone.now(), timelines=timelines)
+    return refund_out_data(case, user=viewer(request), now=timezone.now(), timelines=timelines)
 
 
 def _items(order: Order, requested: list[dict[str, Any]]) -> list[services.ItemRequest]:
@@ -136,25 +129,25 @@ class RefundListCreateApi(GenericAPIView):
     def get_queryset(self) -> QuerySet[RefundCase]:
         if getattr(self, "swagger_fake_view", False):
             return RefundCase.objects.none()
-        return refund_list_for_user(user=_viewer(self.request))
+        return refund_list_for_user(user=viewer(self.request))
 
     @extend_schema(
         operation_id="refunds_list",
         tags=TAGS,
-        responses={200: RefundOut(many=True), **_errors(400, 401)},
+        responses={200: RefundOut(many=True), **error_responses(400, 401)},
         summary="Refund cases the viewer filed or must answer (staff: all)",
     )
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         cases = list(page) if page is not None else []
-        context = _context(request, timelines=refund_timelines(cases=cases))
+        context = serializer_context(request, timelines=refund_timelines(cases=cases))
         return self.get_paginated_response(RefundOut(cases, many=True, context=context).data)
 
     @extend_schema(
         operation_id="refunds_create",
         tags=TAGS,
         request=RefundFileIn,
-        responses={201: RefundOut, **_errors(400, 401, 403, 404, 409, 429)},
+        responses={201: RefundOut, **error_responses(400, 401, 403, 404, 409, 429)},
         summary="File a refund request on one of the buyer's orders",
         description="Each reason has its window (SPEC §4): outside it, `window_closed` names the "
         "deadline and `window_not_open` names when it opens. `amount_exceeds_refundable` when "
@@ -162,10 +155,10 @@ class RefundListCreateApi(GenericAPIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(RefundFileIn, request.data)
-        order = order_get_for_user(user=_viewer(request), number=data["order"])
+        order = order_get_for_user(user=viewer(request), number=data["order"])
         case = services.refund_request(
             order=order,
-            buyer=_viewer(request),
+            buyer=viewer(request),
             reason=data["reason"],
             amount=data["amount"],
             description=data["description"],
@@ -182,7 +175,9 @@ class RefundListCreateApi(GenericAPIView):
 
 class RefundDetailApi(APIView):
     @extend_schema(
-        operation_id="refunds_retrieve", tags=TAGS, responses={200: RefundOut, **_errors(401, 404)}
+        operation_id="refunds_retrieve",
+        tags=TAGS,
+        responses={200: RefundOut, **error_responses(401, 404)},
     )
     def get(self, request: Request, public_id: str) -> Response:
         return Response(_detail(request, public_id))
@@ -200,14 +195,14 @@ class RefundActionApi(APIView):
     def _party_case(self, request: Request, public_id: str) -> RefundCase:
         case = _case(request, public_id)
         party = ACTION_PARTY[self.action_name]
-        if refund_role(case=case, user=_viewer(request)) != party:
+        if refund_role(case=case, user=viewer(request)) != party:
             raise NotAllowed(
                 f"Only the {party} can {self.action_name.replace('-', ' ')} on this case."
             )
         return case
 
 
-_ACTION_ERRORS = _errors(400, 401, 403, 404, 409)
+_ACTION_ERRORS = error_responses(400, 401, 403, 404, 409)
 
 
 class RefundAcceptApi(RefundActionApi):
@@ -222,7 +217,7 @@ class RefundAcceptApi(RefundActionApi):
     )
     def post(self, request: Request, public_id: str) -> Response:
         case = self._party_case(request, public_id)
-        services.refund_accept(case=case, actor=_viewer(request))
+        services.refund_accept(case=case, actor=viewer(request))
         return Response(_detail(request, public_id))
 
 
@@ -239,7 +234,7 @@ class RefundOfferApi(RefundActionApi):
     def post(self, request: Request, public_id: str) -> Response:
         case = self._party_case(request, public_id)
         data = validated(RefundOfferIn, request.data)
-        services.refund_offer(case=case, actor=_viewer(request), amount=data["amount"])
+        services.refund_offer(case=case, actor=viewer(request), amount=data["amount"])
         return Response(_detail(request, public_id))
 
 
@@ -256,7 +251,7 @@ class RefundRejectApi(RefundActionApi):
     def post(self, request: Request, public_id: str) -> Response:
         case = self._party_case(request, public_id)
         data = validated(RefundRejectIn, request.data)
-        services.refund_reject(case=case, actor=_viewer(request), reason=data["reason"])
+        services.refund_reject(case=case, actor=viewer(request), reason=data["reason"])
         return Response(_detail(request, public_id))
 
 
@@ -272,7 +267,7 @@ class RefundConfirmReturnApi(RefundActionApi):
     )
     def post(self, request: Request, public_id: str) -> Response:
         case = self._party_case(request, public_id)
-        services.refund_confirm_return(case=case, actor=_viewer(request))
+        services.refund_confirm_return(case=case, actor=viewer(request))
         return Response(_detail(request, public_id))
 
 
@@ -288,7 +283,7 @@ class RefundAcceptOfferApi(RefundActionApi):
     )
     def post(self, request: Request, public_id: str) -> Response:
         case = self._party_case(request, public_id)
-        services.refund_accept_offer(case=case, actor=_viewer(request))
+        services.refund_accept_offer(case=case, actor=viewer(request))
         return Response(_detail(request, public_id))
 
 
@@ -304,7 +299,7 @@ class RefundDeclineOfferApi(RefundActionApi):
     )
     def post(self, request: Request, public_id: str) -> Response:
         case = self._party_case(request, public_id)
-        services.refund_decline_offer(case=case, actor=_viewer(request))
+        services.refund_decline_offer(case=case, actor=viewer(request))
         return Response(_detail(request, public_id))
 
 
@@ -320,7 +315,7 @@ class RefundWithdrawApi(RefundActionApi):
     )
     def post(self, request: Request, public_id: str) -> Response:
         case = self._party_case(request, public_id)
-        services.refund_withdraw(case=case, actor=_viewer(request))
+        services.refund_withdraw(case=case, actor=viewer(request))
         return Response(_detail(request, public_id))
 
 
@@ -339,7 +334,7 @@ class RefundShipReturnApi(RefundActionApi):
         data = validated(RefundShipReturnIn, request.data)
         services.refund_ship_return(
             case=case,
-            actor=_viewer(request),
+            actor=viewer(request),
             carrier=data["carrier"],
             tracking_number=data["tracking_number"],
         )
@@ -360,7 +355,7 @@ class RefundMessagesApi(GenericAPIView):
     @extend_schema(
         operation_id="refunds_messages_list",
         tags=TAGS,
-        responses={200: OrderMessageOut(many=True), **_errors(401, 404)},
+        responses={200: OrderMessageOut(many=True), **error_responses(401, 404)},
         summary="The case's thread (the order's, carried on)",
     )
     def get(self, request: Request, public_id: str) -> Response:
@@ -373,15 +368,13 @@ class RefundMessagesApi(GenericAPIView):
         operation_id="refunds_messages_create",
         tags=TAGS,
         request=RefundMessageIn,
-        responses={201: OrderMessageOut, **_errors(400, 401, 403, 404, 409, 429)},
+        responses={201: OrderMessageOut, **error_responses(400, 401, 403, 404, 409, 429)},
         summary="Write to the other party (the thread becomes a dispute's transcript)",
     )
     def post(self, request: Request, public_id: str) -> Response:
         case = _case(request, public_id)
         data = validated(RefundMessageIn, request.data)
-        message = services.refund_message_post(
-            case=case, author=_viewer(request), body=data["body"]
-        )
+        message = services.refund_message_post(case=case, author=viewer(request), body=data["body"])
         return Response(
             OrderMessageOut(message, context={"order": case.order}).data,
             status=status.HTTP_201_CREATED,
@@ -399,7 +392,7 @@ class RefundEvidenceApi(GenericAPIView):
     @extend_schema(
         operation_id="refunds_evidence_list",
         tags=TAGS,
-        responses={200: RefundEvidenceOut(many=True), **_errors(401, 404)},
+        responses={200: RefundEvidenceOut(many=True), **error_responses(401, 404)},
         parameters=[
             OpenApiParameter(
                 "for_dispute",
@@ -415,24 +408,26 @@ class RefundEvidenceApi(GenericAPIView):
         flag = request.query_params.get("for_dispute")
         for_dispute = None if flag in (None, "") else flag.lower() in {"1", "true", "yes"}
         page = self.paginate_queryset(refund_evidence(case=case, for_dispute=for_dispute))
-        data = RefundEvidenceOut(page, many=True, context=_context(request, case=case)).data
+        data = RefundEvidenceOut(
+            page, many=True, context=serializer_context(request, case=case)
+        ).data
         return self.get_paginated_response(data)
 
     @extend_schema(
         operation_id="refunds_evidence_create",
         tags=TAGS,
         request={"multipart/form-data": RefundEvidenceIn},
-        responses={201: RefundEvidenceOut, **_errors(400, 401, 403, 404, 429)},
+        responses={201: RefundEvidenceOut, **error_responses(400, 401, 403, 404, 429)},
         summary="Attach a file: JPEG, PNG, WebP or PDF (by content), ≤ 10 MB, ≤ 10 per case",
     )
     def post(self, request: Request, public_id: str) -> Response:
         case = _case(request, public_id)
         data = validated(RefundEvidenceIn, request.data)
         evidence = evidence_add(
-            case=case, actor=_viewer(request), upload=data["file"], kind=data["kind"]
+            case=case, actor=viewer(request), upload=data["file"], kind=data["kind"]
         )
         return Response(
-            RefundEvidenceOut(evidence, context=_context(request, case=case)).data,
+            RefundEvidenceOut(evidence, context=serializer_context(request, case=case)).data,
             status=status.HTTP_201_CREATED,
         )
 

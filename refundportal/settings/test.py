@@ -23,7 +23,7 @@ import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from .base import *  # noqa: E402, F403
-from .base import DATABASES, REST_FRAMEWORK  # noqa: E402
+from .base import DATABASES, INSTALLED_APPS, MIDDLEWARE, REST_FRAMEWORK  # noqa: E402
 
 # Uploads made by tests never land in the project's var/ (tests/conftest.py also isolates each
 # test's evidence in its own folder).
@@ -56,4 +56,8 @@ REST_FRAMEWORK = {
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME", "test_refundportal")}
 AXES_ENABLED = True
+# N+1 detector (nplusone): a lazy load of a related object per row inside a request raises
+# (tests/test_nplusone.py shows it is on).
 NPLUSONE_RAISE = True
+INSTALLED_APPS = [*INSTALLED_APPS, "nplusone.ext.django"]
+MIDDLEWARE = ["nplusone.ext.django.NPlusOneMiddleware", *MIDDLEWARE]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -31,7 +30,7 @@ from orders.errors import (
     WindowClosed,
 )
 from orders.models import User
-from orders.money import MoneyError, format_money, parse_amount
+from orders.money import format_money, parse_amount_field
 from refunds.models import DISPUTABLE_REASONS, Evidence, RefundCase
 from refunds.models import State as CaseState
 from refunds.services import case_lock, refund_escalate, refund_resolve
@@ -94,13 +93,6 @@ def _text(value: Any, *, field: str, max_length: int, label: str, required: bool
             fields={field: [f"At most {max_length} characters."]},
         )
     return text
-
-
-def _amount(value: Any, *, currency: str, field: str) -> Decimal:
-    try:
-        return parse_amount(value, currency)
-    except MoneyError as exc:
-        raise ValidationFailed(str(exc), fields={field: [str(exc)]}) from exc
 
 
 def _fmt(instant: datetime, user: User) -> str:
@@ -169,7 +161,7 @@ def dispute_open(
             "Enter the amount you want back.",
             fields={"desired_amount": ["This field is required."]},
         )
-    value = _amount(desired_amount, currency=order.currency, field="desired_amount")
+    value = parse_amount_field(desired_amount, order.currency, field="desired_amount")
     if value > order.refundable:
         limit = format_money(order.refundable, order.currency)
         raise AmountExceedsRefundable(
@@ -432,7 +424,7 @@ def dispute_decide(
         value = (
             dispute.desired_amount
             if amount in (None, "")
-            else _amount(amount, currency=order.currency, field="amount")
+            else parse_amount_field(amount, order.currency)
         )
         if value > order.refundable:
             limit = format_money(order.refundable, order.currency)

@@ -73,6 +73,17 @@ def _exponent(currency: str) -> Decimal:
     return Decimal(1).scaleb(-minor_unit(currency))
 
 
+def parse_amount_field(value: object, currency: str, *, field: str = "amount") -> Decimal:
+    """`parse_amount` for services: a refusal becomes that field's validation error, which the
+    API renders in its envelope and the pages show next to the field."""
+    from .errors import ValidationFailed
+
+    try:
+        return parse_amount(value, currency)
+    except MoneyError as exc:
+        raise ValidationFailed(str(exc), fields={field: [str(exc)]}) from exc
+
+
 def quantize(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(_exponent(currency))
 

@@ -28,7 +28,7 @@ from orders.errors import (
     WindowNotOpen,
 )
 from orders.models import Message, Order, OrderStatus, Payout, User
-from orders.money import MoneyError, parse_amount
+from orders.money import parse_amount_field
 from orders.services import message_post_on_order, order_lock, payout_create
 
 from .events import event_case
@@ -127,10 +127,7 @@ def refund_request(
         raise ValidationFailed(
             "Enter the amount you want back.", fields={"amount": ["This field is required."]}
         )
-    try:
-        value = parse_amount(amount, order.currency)
-    except MoneyError as exc:
-        raise ValidationFailed(str(exc), fields={"amount": [str(exc)]}) from exc
+    value = parse_amount_field(amount, order.currency)
     if value > order.refundable:
         raise AmountExceedsRefundable(
             f"At most {order.refundable} {order.currency} can be refunded on this order.",
@@ -312,10 +309,7 @@ def refund_offer(
     *, case: RefundCase, actor: User, amount: Any, now: datetime | None = None
 ) -> RefundCase:
     _require_party(case, actor, "seller")
-    try:
-        value = parse_amount(amount, case.currency)
-    except MoneyError as exc:
-        raise ValidationFailed(str(exc), fields={"amount": [str(exc)]}) from exc
+    value = parse_amount_field(amount, case.currency)
     if value >= case.amount:
         raise ValidationFailed(
             "A partial offer must be less than the amount asked for; accept the request instead.",

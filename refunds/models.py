@@ -106,6 +106,8 @@ class RefundCase(FSMModelMixin, TimeStamped):
     payout = models.OneToOneField(
         Payout, null=True, blank=True, on_delete=models.PROTECT, related_name="refund_case"
     )
+    # Set when the payout would exceed what the order can still refund: held for staff.
+    payout_blocked_at = models.DateTimeField(null=True, blank=True)
     refunded_amount = _money_field(default=Decimal("0"))
     refunded_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -157,6 +159,14 @@ class RefundCase(FSMModelMixin, TimeStamped):
                 fields=["approved_at"],
                 name="case_refund_pending_idx",
                 condition=Q(state="refund_pending"),
+            ),
+            # The payout re-dispatch: approved cases still without a payout and not held.
+            models.Index(
+                fields=["approved_at"],
+                name="case_awaiting_payout_idx",
+                condition=Q(
+                    state="refund_pending", payout__isnull=True, payout_blocked_at__isnull=True
+                ),
             ),
             models.Index(fields=["order", "-created_at"]),
             models.Index(fields=["state", "-created_at"]),

@@ -261,6 +261,11 @@ def refund_start_payouts(*, case_ids: list[int], now: datetime | None = None) ->
                     _start_payout(case, actor=None)
                 started += 1
             except AmountExceedsRefundable as exc:
+                # Held for staff: the periodic re-dispatch leaves it alone (an indexed flag, not
+                # a scan of the event table every minute).
+                RefundCase.objects.filter(pk=case.pk).update(
+                    payout_blocked_at=now or timezone.now()
+                )
                 event_case(
                     case=case,
                     kind="refund.payout_blocked",
@@ -274,19 +279,12 @@ def refund_start_payouts(*, case_ids: list[int], now: datetime | None = None) ->
 
 def refund_cases_awaiting_payout(*, limit: int = 1000) -> list[int]:
     return list(
-        RefundCase.objects.filter(state=State.REFUND_PENDING, payout__isnull=True)
-        .exclude(pk__in=_blocked_case_ids())
+        RefundCase.objects.filter(
+            state=State.REFUND_PENDING, payout__isnull=True, payout_blocked_at__isnull=True
+        )
         .order_by("approved_at")
         .values_list("id", flat=True)[:limit]
     )
-
-
-def _blocked_case_ids() -> Any:
-    from orders.models import Event
-
-    return RefundCase.objects.filter(
-        public_id__in=Event.objects.filter(kind="refund.payout_blocked").values("case_id")
-    ).values("pk")
 
 
 # --- seller actions ---------------------------------------------------------------------------

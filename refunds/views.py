@@ -65,6 +65,7 @@ from .selectors import (
     refund_filing_options,
     refund_get_for_user,
     refund_messages,
+    refund_open_case_for_order,
     refund_role,
     refund_timeline,
 )
@@ -588,7 +589,7 @@ def _buyer_order(request: HttpRequest, number: str) -> tuple[Order, RedirectOrNo
     order = _order_for(request, number)
     if order.buyer_id != request.user.pk:
         raise PermissionDenied("Only the buyer of this order can ask for a refund.")
-    open_case = RefundCase.objects.filter(order=order, state__in=OPEN_STATES).first()
+    open_case = refund_open_case_for_order(order=order)
     if open_case is not None:
         messages.info(request, "This order already has an open refund case; it is shown below.")
         return order, redirect("case-detail", case_id=open_case.public_id)

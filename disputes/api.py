@@ -33,7 +33,7 @@ from orders.api import (
 )
 from orders.errors import ValidationFailed
 from orders.models import Message
-from orders.money import format_amount
+from orders.money import format_optional_amount
 from refunds.models import Evidence
 
 from . import services
@@ -52,10 +52,6 @@ from .selectors import (
 
 ROLE_CHOICES = ["buyer", "seller", "staff"]
 EVIDENCE_KINDS = ["receipt", "shipping", "chat", "photo", "other"]
-
-
-def _money(value: Any, currency: str) -> str | None:
-    return None if value is None else format_amount(value, currency)
 
 
 # --- input serializers --------------------------------------------------------------------------
@@ -180,7 +176,7 @@ class DisputeOut(serializers.Serializer):
 
     @extend_schema_field({"type": "string", "format": "decimal", "example": "59.90"})
     def get_desired_amount(self, dispute: Dispute) -> str | None:
-        return _money(dispute.desired_amount, dispute.currency)
+        return format_optional_amount(dispute.desired_amount, dispute.currency)
 
     @extend_schema_field(serializers.BooleanField())
     def get_overdue(self, dispute: Dispute) -> bool:
@@ -200,7 +196,7 @@ class DisputeOut(serializers.Serializer):
 
     @extend_schema_field({"type": "string", "format": "decimal", "nullable": True})
     def get_amount(self, dispute: Dispute) -> str | None:
-        return _money(dispute.amount, dispute.currency)
+        return format_optional_amount(dispute.amount, dispute.currency)
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_rationale(self, dispute: Dispute) -> str | None:

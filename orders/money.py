@@ -93,5 +93,10 @@ def format_amount(amount: Decimal, currency: str) -> str:
     return f"{quantize(amount, currency):f}"
 
 
+def format_optional_amount(amount: Decimal | None, currency: str) -> str | None:
+    """`format_amount` for amounts that may not exist yet (an offer, an approval): null in JSON."""
+    return None if amount is None else format_amount(amount, currency)
+
+
 def format_money(amount: Decimal, currency: str) -> str:
     return f"{format_amount(amount, currency)} {currency}"

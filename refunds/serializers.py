@@ -8,7 +8,6 @@ the same queries whatever the number of cases, events or messages.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from django.urls import reverse
@@ -19,7 +18,7 @@ from rest_framework.settings import api_settings
 from orders.api import AmountInField, StrictSerializer, UTCDateTimeField
 from orders.errors import ValidationFailed
 from orders.models import Event
-from orders.money import format_amount
+from orders.money import format_amount, format_optional_amount
 
 from .evidence import EVIDENCE_KINDS
 from .models import ClosedReason, Evidence, Reason, RefundCase, State
@@ -118,10 +117,6 @@ def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict
 # --- output -----------------------------------------------------------------------------------
 
 
-def _money(value: Decimal | None, currency: str) -> str | None:
-    return None if value is None else format_amount(value, currency)
-
-
 @extend_schema_field({"type": "string", "format": "decimal", "nullable": True, "example": "59.90"})
 class CaseMoneyField(serializers.Field):
     """An amount of the case as a string with its currency's decimals; null when unset."""
@@ -131,7 +126,7 @@ class CaseMoneyField(serializers.Field):
         super().__init__(source="*", read_only=True, **kwargs)
 
     def to_representation(self, case: Any) -> str | None:
-        return _money(getattr(case, self.attr), case.currency)
+        return format_optional_amount(getattr(case, self.attr), case.currency)
 
 
 class RefundItemOut(serializers.Serializer):
@@ -348,10 +343,10 @@ def refund_out_data(
         "reason": _text(case.reason),
         "description": _text(case.description),
         "currency": _text(currency),
-        "amount": _money(case.amount, currency),
-        "offer_amount": _money(case.offer_amount, currency),
-        "approved_amount": _money(case.approved_amount, currency),
-        "refunded_amount": _money(case.refunded_amount, currency),
+        "amount": format_optional_amount(case.amount, currency),
+        "offer_amount": format_optional_amount(case.offer_amount, currency),
+        "approved_amount": format_optional_amount(case.approved_amount, currency),
+        "refunded_amount": format_optional_amount(case.refunded_amount, currency),
         "return_item": None if case.return_item is None else bool(case.return_item),
         "return_number": _text(case.issued_return_number),
         "return_shipment": None

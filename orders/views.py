@@ -13,7 +13,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import connections, router
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
@@ -26,19 +25,6 @@ from .reputation import seller_reputation
 from .services import shop_set_return_policy
 
 
-def _owns_shop(user_id: Any) -> bool:
-    """`user.shops.exists()` as plain SQL: asked on every page, and the ORM's query building
-    cost several times the (indexed) query itself."""
-    meta = Shop._meta
-    owner = meta.get_field("owner").column
-    with connections[router.db_for_read(Shop)].cursor() as cursor:
-        cursor.execute(
-            f'SELECT 1 FROM "{meta.db_table}" WHERE "{owner}" = %s LIMIT 1',  # noqa: S608
-            [user_id],
-        )
-        return cursor.fetchone() is not None
-
-
 def render_page(
     request: HttpRequest,
     template: str,
@@ -47,16 +33,9 @@ def render_page(
     nav: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    """`render` plus what the header needs: which tab is current, and whether to link the
-    seller dashboard (one EXISTS query, made here so the template makes none)."""
-    user = request.user
-    owns_shop = bool(user.is_authenticated and _owns_shop(user.pk))
-    return render(
-        request,
-        template,
-        {"nav": nav, "owns_shop": owns_shop, **(context or {})},
-        status=status,
-    )
+    """`render` plus which header tab is current (whether to link the seller dashboard comes
+    from `orders.context_processors.shop_owner`, so every page has it)."""
+    return render(request, template, {"nav": nav, **(context or {})}, status=status)
 
 
 def _duration_words(value: timedelta) -> str:

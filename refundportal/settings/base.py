@@ -195,6 +195,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "notifications.context_processors.unread_notifications",
+                "orders.context_processors.shop_owner",
             ],
         },
     },

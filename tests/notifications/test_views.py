@@ -155,3 +155,16 @@ def test_the_preview_is_not_found_for_anyone_but_staff(client, who, request):
         client.force_login(request.getfixturevalue(who))
 
     assert client.get("/notifications/preview/").status_code == 404
+
+
+def test_every_page_links_the_seller_dashboard_for_shop_owners(seller, buyer):
+    # given a seller and a buyer without a shop, when each opens the notifications page
+    # (a view of another app, rendered without the portal's own helper)
+    as_seller, as_buyer = Client(), Client()
+    as_seller.force_login(seller)
+    as_buyer.force_login(buyer)
+    dashboard = reverse("seller-dashboard").encode()
+
+    # then only the shop owner's header links the seller dashboard
+    assert dashboard in as_seller.get(reverse("notifications:list")).content
+    assert dashboard not in as_buyer.get(reverse("notifications:list")).content

@@ -280,6 +280,17 @@ def problem_window(*, delivered_at: datetime | None) -> Window | None:
     )
 
 
+def filing_window_kind(reason: str) -> str:
+    """Which of the three filing windows a reason has (reasons of one kind share it)."""
+    if reason in CHANGE_OF_MIND_REASONS:
+        return "change_of_mind"
+    if reason == NOT_RECEIVED_REASON:
+        return "not_received"
+    if reason in PROBLEM_REASONS:
+        return "problem"
+    raise ValueError(f"unknown refund reason {reason!r}")
+
+
 def filing_window(
     *,
     reason: str,

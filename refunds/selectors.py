@@ -23,7 +23,8 @@ from django.http import Http404
 from django_fsm import can_proceed
 
 from orders import windows
-from orders.models import Event, Message, Order, User
+from orders.models import Event, Message, Order, OrderItem, Shop, User
+from orders.sql import Shape, columns, prep, select
 
 from .models import OPEN_STATES, Evidence, Reason, RefundCase, RefundItem
 from .services import DEADLINE_OF_STATE, refund_window
@@ -91,6 +92,52 @@ def refund_get_for_user(*, user: Any, public_id: Any, related: tuple[str, ...] =
         raise Http404("No such refund case.") from exc
 
 
+def refund_case_page_get(*, user: Any, public_id: Any) -> RefundCase:
+    """`refund_get_for_user(..., related=("dispute",))` as the case page reads it, in SQL: the
+    case with its order, shop, buyer and dispute (public id; or known to be absent), one
+    query; 404 for a case the user may not see. The page lists the items itself."""
+    key = _uuid_or_404(public_id, "refund case")
+    to_dispute = RefundCase._meta.get_field("dispute")
+    dispute_model = to_dispute.related_model
+    case, order = _PAGE_CASE_SHAPE, _PAGE_ORDER_SHAPE
+    shop, buyer = _PAGE_SHOP_SHAPE, Shape(User, "b", _PERSON_U.fields)
+    dispute = Shape(dispute_model, "d", ("id", "public_id", "case_id"))  # type: ignore[arg-type]
+    visible, params = "", [prep(RefundCase, "public_id", key)]  # staff see every case
+    if not getattr(user, "is_authenticated", False):
+        raise Http404("No such refund case.")
+    if not user.is_staff:
+        visible, params = (
+            ' AND (o."buyer_id" = %s OR s."owner_id" = %s)',
+            [*params, user.pk, user.pk],
+        )
+    rows = select(
+        f"SELECT {columns(case, order, shop, buyer, dispute)} "  # noqa: S608
+        f'FROM "{RefundCase._meta.db_table}" AS c '
+        f'JOIN "{Order._meta.db_table}" AS o ON o."id" = c."order_id" '
+        f'JOIN "{Shop._meta.db_table}" AS s ON s."id" = o."shop_id" '
+        f'JOIN "{User._meta.db_table}" AS b ON b."id" = o."buyer_id" '
+        f'LEFT JOIN "{dispute_model._meta.db_table}" AS d ON d."case_id" = c."id" '  # type: ignore[union-attr]
+        f'WHERE c."public_id" = %s{visible}',
+        params,
+        (case, order, shop, buyer, dispute),
+    )
+    if not rows:
+        raise Http404("No such refund case.")
+    ((found, found_order, found_shop, found_buyer, found_dispute),) = rows
+    found_order.shop = found_shop
+    found_order.buyer = found_buyer
+    found.order = found_order
+    to_dispute.set_cached_value(found, found_dispute)  # type: ignore[union-attr]
+    return found
+
+
+_PAGE_CASE_SHAPE = Shape(
+    RefundCase, "c", tuple(f.attname for f in RefundCase._meta.concrete_fields)
+)
+_PAGE_ORDER_SHAPE = Shape(Order, "o", tuple(f.attname for f in Order._meta.concrete_fields))
+_PAGE_SHOP_SHAPE = Shape(Shop, "s", ("id", "owner_id", "slug", "name"))
+
+
 def refund_role(*, case: RefundCase, user: Any) -> str:
     """The viewer's part in the case: buyer, seller, staff or other."""
     if case.order.buyer_id == user.pk:
@@ -100,13 +147,151 @@ def refund_role(*, case: RefundCase, user: Any) -> str:
     return "staff" if user.is_staff else "other"
 
 
-def refund_timeline(*, case: RefundCase) -> QuerySet[Event]:
-    """The case's audit trail, oldest first (one query, actors joined)."""
-    return (
-        Event.objects.filter(case_id=case.public_id)
-        .select_related("actor")
-        .order_by("created_at", "id")
+# --- reads of the case page and the order list, in SQL (orders/sql.py says why) -----------------
+
+_PERSON_U = Shape(User, "u", ("id", "email", "name"))  # what `display_name` reads
+
+_TIMELINE_EVENT = (
+    "id",
+    "order_id",
+    "case_id",
+    "dispute_id",
+    "actor_id",
+    "kind",
+    "from_state",
+    "to_state",
+    "note",
+    "payload",
+    "created_at",
+)
+_TIMELINE_EVENT_SHAPE = Shape(Event, "e", _TIMELINE_EVENT)
+
+
+def refund_timeline(*, case: RefundCase) -> list[Event]:
+    """The case's audit trail, oldest first, each event with its actor (one query)."""
+    event, actor = _TIMELINE_EVENT_SHAPE, _PERSON_U
+    rows = select(
+        f"SELECT {columns(event, actor)} "  # noqa: S608
+        f'FROM "{Event._meta.db_table}" AS e '
+        f'LEFT JOIN "{User._meta.db_table}" AS u ON u."id" = e."actor_id" '
+        'WHERE e."case_id" = %s ORDER BY e."created_at", e."id"',
+        [prep(Event, "case_id", case.public_id)],
+        (event, actor),
     )
+    for evt, person in rows:
+        evt.actor = person
+    return [evt for evt, _ in rows]
+
+
+_LISTED_EVIDENCE = (
+    "id",
+    "public_id",
+    "case_id",
+    "for_dispute",
+    "kind",
+    "uploaded_by_id",
+    "original_name",
+    "content_type",
+    "size",
+    "created_at",
+)
+_LISTED_EVIDENCE_SHAPE = Shape(Evidence, "v", _LISTED_EVIDENCE)
+
+
+def refund_evidence_list(*, case: RefundCase, for_dispute: bool) -> list[Evidence]:
+    """`refund_evidence` as the case page lists it: oldest first, each file with its uploader
+    (one query; the file itself is not opened)."""
+    evidence, uploader = _LISTED_EVIDENCE_SHAPE, _PERSON_U
+    rows = select(
+        f"SELECT {columns(evidence, uploader)} "  # noqa: S608
+        f'FROM "{Evidence._meta.db_table}" AS v '
+        f'JOIN "{User._meta.db_table}" AS u ON u."id" = v."uploaded_by_id" '
+        'WHERE v."case_id" = %s AND v."for_dispute" = %s ORDER BY v."created_at", v."id"',
+        [case.pk, for_dispute],
+        (evidence, uploader),
+    )
+    for item, person in rows:
+        item.uploaded_by = person
+    return [item for item, _ in rows]
+
+
+_THREAD_MESSAGE = ("id", "public_id", "order_id", "case_id", "author_id", "body", "created_at")
+_THREAD_MESSAGE_SHAPE = Shape(Message, "m", _THREAD_MESSAGE)
+
+
+def refund_thread(*, case: RefundCase) -> list[Message]:
+    """`refund_messages` as the case page shows it: the order's thread, oldest first, each
+    message with its author (one query)."""
+    message, author = _THREAD_MESSAGE_SHAPE, _PERSON_U
+    rows = select(
+        f"SELECT {columns(message, author)} "  # noqa: S608
+        f'FROM "{Message._meta.db_table}" AS m '
+        f'JOIN "{User._meta.db_table}" AS u ON u."id" = m."author_id" '
+        'WHERE m."order_id" = %s ORDER BY m."created_at", m."id"',
+        [case.order_id],
+        (message, author),
+    )
+    for msg, person in rows:
+        msg.author = person
+    return [msg for msg, _ in rows]
+
+
+def refund_item_lines(*, case: RefundCase) -> list[tuple[int, str]]:
+    """`(quantity, title)` of the order lines the case is about."""
+    return [
+        (quantity, title)
+        for quantity, title in select(
+            f'SELECT ri."quantity", oi."title" FROM "{RefundItem._meta.db_table}" AS ri '  # noqa: S608
+            f'JOIN "{OrderItem._meta.db_table}" AS oi ON oi."id" = ri."order_item_id" '
+            'WHERE ri."case_id" = %s ORDER BY ri."id"',
+            [case.pk],
+            (),
+            extra=2,
+        )
+    ]
+
+
+# What an order card reads of a case: `_order_steps`, `_case_step`, `_can_dispute`,
+# `RefundCase.deadline()` and the badge.
+_CARD_CASE = (
+    "id",
+    "public_id",
+    "order_id",
+    "state",
+    "closed_reason",
+    "created_at",
+    "respond_by",
+    "offer_by",
+    "return_by",
+    "confirm_by",
+    "dispute_by",
+)
+_CARD_CASE_SHAPE = Shape(RefundCase, "c", _CARD_CASE)
+
+
+def refund_cases_for_orders(*, order_ids: list[int]) -> dict[int, list[RefundCase]]:
+    """Each order's cases, newest first, as the order list's cards read them; each case's
+    dispute (the reverse one-to-one "dispute" of the app above, named through the model's
+    metadata, not imported) is loaded with its public id, or known to be absent."""
+    by_order: dict[int, list[RefundCase]] = defaultdict(list)
+    if not order_ids:
+        return by_order
+    to_dispute = RefundCase._meta.get_field("dispute")
+    dispute_model = to_dispute.related_model
+    case = _CARD_CASE_SHAPE
+    dispute = Shape(dispute_model, "d", ("id", "public_id"))  # type: ignore[arg-type]
+    marks = ", ".join(["%s"] * len(order_ids))
+    for row_case, row_dispute in select(
+        f"SELECT {columns(case, dispute)} "  # noqa: S608
+        f'FROM "{RefundCase._meta.db_table}" AS c '
+        f'LEFT JOIN "{dispute_model._meta.db_table}" AS d ON d."case_id" = c."id" '  # type: ignore[union-attr]
+        f'WHERE c."order_id" IN ({marks}) ORDER BY c."created_at" DESC, c."id" DESC',
+        order_ids,
+        (case, dispute),
+    ):
+        to_dispute.set_cached_value(row_case, row_dispute)  # type: ignore[union-attr]
+        by_order[row_case.order_id].append(row_case)
+    return by_order
 
 
 def refund_timelines(*, cases: list[RefundCase]) -> dict[uuid.UUID, list[Event]]:
@@ -242,6 +427,26 @@ def refund_filing_options(*, order: Order, user: User, now: datetime) -> list[di
             }
         )
     return options
+
+
+def refund_filing_open_until(*, order: Order, now: datetime) -> datetime | None:
+    """The last moment a refund request can still be filed for some reason, if any window is
+    open now: the order list's "Request a refund, until …". The same windows as
+    `refund_filing_options`, one per kind of reason (they share it), with no text built."""
+    latest: datetime | None = None
+    for reason in _ONE_REASON_PER_WINDOW:
+        window = refund_window(order=order, reason=reason)
+        if window is None or window.state(now) != "open":
+            continue
+        if latest is None or window.closes_at > latest:
+            latest = window.closes_at
+    return latest
+
+
+# Reasons that share a filing window (SPEC §4) need it computed once.
+_ONE_REASON_PER_WINDOW = tuple(
+    {windows.filing_window_kind(reason.value): reason.value for reason in Reason}.values()
+)
 
 
 def refund_open_case_for_order(*, order: Order) -> RefundCase | None:

@@ -24,11 +24,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.files import File
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.template.defaultfilters import date as date_filter
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
@@ -38,9 +36,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from orders import windows
 from orders.errors import DomainError
 from orders.forms import OrderMessageForm, apply_domain_error
-from orders.models import Order, OrderItem, OrderStatus, User
+from orders.links import RowLinks
+from orders.models import Order, OrderStatus, User
 from orders.money import format_amount, format_money
-from orders.selectors import order_get_for_user, order_role, payouts_for_order
+from orders.paging import first_page_or_paginate
+from orders.selectors import (
+    OrderCards,
+    order_get_for_user,
+    order_item_lines,
+    order_role,
+    payouts_for_order,
+)
 from orders.services import message_post_on_order, order_cancel_by_buyer, order_cancel_out_of_stock
 from orders.templatetags.portal import countdown_text
 from orders.throttling import throttle_post
@@ -61,12 +67,15 @@ from .forms import (
 from .models import DISPUTABLE_REASONS, OPEN_STATES, Reason, RefundCase, State
 from .selectors import (
     refund_available_actions,
-    refund_evidence,
+    refund_case_page_get,
+    refund_cases_for_orders,
+    refund_evidence_list,
+    refund_filing_open_until,
     refund_filing_options,
-    refund_get_for_user,
-    refund_messages,
+    refund_item_lines,
     refund_open_case_for_order,
     refund_role,
+    refund_thread,
     refund_timeline,
 )
 
@@ -114,14 +123,14 @@ def _dispute_of(case: RefundCase) -> Any:
     return getattr(case, "dispute", None)
 
 
-def _latest_open_window(options: list[dict[str, Any]]) -> datetime | None:
-    open_until = [o["closes_at"] for o in options if o["state"] == "open"]
-    return max(open_until) if open_until else None
-
-
 def _order_steps(
-    order: Order, role: str, cases: list[RefundCase], user: User, now: datetime
+    order: Order,
+    role: str,
+    cases: list[RefundCase],
+    now: datetime,
+    link: RowLinks | None = None,
 ) -> tuple[list[NextStep], RefundCase | None]:
+    link = link or RowLinks()
     steps: list[NextStep] = []
     open_case = next((c for c in cases if c.state in OPEN_STATES), None)
     if role == "buyer":
@@ -131,21 +140,21 @@ def _order_steps(
                 NextStep(
                     "Cancel for a full refund at once",
                     cancel_until,
-                    reverse("order-detail", args=[order.number]) + "#cancel",
+                    link("order-detail", order.number) + "#cancel",
                     "Cancel order",
                     "warn",
                 )
             )
         if open_case is not None:
-            steps.append(_case_step(open_case, role))
+            steps.append(_case_step(open_case, role, link))
         elif order.status != OrderStatus.CANCELLED and order.refundable > 0:
-            until = _latest_open_window(refund_filing_options(order=order, user=user, now=now))
+            until = refund_filing_open_until(order=order, now=now)
             if until is not None:
                 steps.append(
                     NextStep(
                         "Request a refund",
                         until,
-                        reverse("refund-start", args=[order.number]),
+                        link("refund-start", order.number),
                         "Request a refund",
                     )
                 )
@@ -155,20 +164,20 @@ def _order_steps(
                     NextStep(
                         "Not happy with how your refund request ended? Open a dispute",
                         case.dispute_by,
-                        reverse("dispute-new", args=[case.public_id]),
+                        link("dispute-new", case.public_id),
                         "Open a dispute",
                         "bad",
                     )
                 )
     elif role == "seller":
         if open_case is not None:
-            steps.append(_case_step(open_case, role))
+            steps.append(_case_step(open_case, role, link))
         if order.status == OrderStatus.PAID and open_case is None:
             steps.append(
                 NextStep(
                     "Not shipped yet. Out of stock? Cancel it and the buyer is refunded at once.",
                     None,
-                    reverse("order-detail", args=[order.number]) + "#out-of-stock",
+                    link("order-detail", order.number) + "#out-of-stock",
                     "Open order",
                     "info",
                 )
@@ -186,14 +195,14 @@ def _can_dispute(case: RefundCase, now: datetime) -> bool:
     )
 
 
-def _case_step(case: RefundCase, role: str) -> NextStep:
+def _case_step(case: RefundCase, role: str, link: RowLinks) -> NextStep:
     """The open case of an order, as one line: who must act, until when, and the link."""
-    url = reverse("case-detail", args=[case.public_id])
+    url = link("case-detail", case.public_id)
     state = case.state
     if state == State.ESCALATED:
         dispute = _dispute_of(case)
         if dispute is not None:
-            url = reverse("dispute-detail", args=[dispute.public_id])
+            url = link("dispute-detail", dispute.public_id)
         return NextStep("A dispute is open; staff will decide", None, url, "View dispute", "warn")
     running = case.deadline()
     until = running[1] if running else None
@@ -283,7 +292,11 @@ def _steps_html(steps: list[NextStep], viewer_zone: str, now: datetime) -> str:
 
 
 def _order_card_html(
-    row: OrderRow, items: list[tuple[int, str]], viewer_zone: str, now: datetime
+    row: OrderRow,
+    items: list[tuple[int, str]],
+    viewer_zone: str,
+    now: datetime,
+    link: RowLinks,
 ) -> SafeString:
     """One card of My orders, built in Python: the list shows up to 50 of them, and rendering
     each through nested template includes cost more than all the page's queries."""
@@ -294,12 +307,15 @@ def _order_card_html(
     items_text = ", ".join(f"{quantity} × {escape(title)}" for quantity, title in items)
     if row.role == "buyer":
         party = (
-            f'From <a href="{escape(reverse("seller-public", args=[order.shop.slug]))}">'
+            f'From <a href="{escape(link("seller-public", order.shop.slug))}">'
             f"{escape(order.shop.name)}</a>"
         )
     else:
         party = f"Bought by {escape(order.buyer.display_name)}"
-    placed = date_filter(timezone.localtime(order.placed_at), "j M Y, H:i")
+    # The `date:"j M Y, H:i"` filter's text (English month abbreviations), without its
+    # general-purpose formatter.
+    local = timezone.localtime(order.placed_at)
+    placed = f"{local.day} {local:%b %Y, %H:%M}"
     steps = ""
     if row.steps:
         steps = (
@@ -307,7 +323,7 @@ def _order_card_html(
             f"{_steps_html(row.steps, viewer_zone, now)}\n</div>\n    "
         )
     number = escape(order.number)
-    detail_url = escape(reverse("order-detail", args=[order.number]))
+    detail_url = escape(link("order-detail", order.number))
     total = escape(format_money(order.total, currency))
     return mark_safe(  # noqa: S308 - every value above is escaped
         f'\n  <li class="card order-card">\n'
@@ -337,47 +353,25 @@ def _order_card_html(
 def order_list(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     tab = "seller" if request.GET.get("as") == "seller" else "buyer"
-    if tab == "buyer":
-        # The buyer is the viewer: no need to join them into every row.
-        orders = Order.objects.select_related("shop").filter(buyer=user)
-    else:
-        orders = Order.objects.select_related("shop", "shop__owner", "buyer").filter(
-            shop__owner=user
-        )
-    page = Paginator(orders.order_by("-placed_at", "-id"), ORDERS_PER_PAGE).get_page(
-        request.GET.get("page")
+    page = first_page_or_paginate(
+        OrderCards(user=user, role=tab), request.GET.get("page"), ORDERS_PER_PAGE
     )
     now = timezone.now()
     viewer_zone = timezone.get_current_timezone_name()
-    page_orders = list(page.object_list)
-    # The page's cases (newest first, disputes joined) and item lines, one query each: what
-    # prefetches of "refund_cases" and "items" read, without the prefetch machinery.
-    items: dict[int, list[tuple[int, str]]] = {o.pk: [] for o in page_orders}
-    case_lists: dict[int, list[RefundCase]] = {o.pk: [] for o in page_orders}
-    if page_orders:
-        by_id = {o.pk: o for o in page_orders}
-        for case in (
-            RefundCase.objects.filter(order_id__in=list(by_id))
-            .select_related("dispute")
-            .order_by("-created_at", "-id")
-        ):
-            case.order = by_id[case.order_id]
-            case_lists[case.order_id].append(case)
-        for order_id, quantity, title in (
-            OrderItem.objects.filter(order_id__in=list(by_id))
-            .order_by("id")
-            .values_list("order_id", "quantity", "title")
-        ):
-            items[order_id].append((quantity, title))
+    page_orders: list[Order] = list(page.object_list)
+    # The page's cases (newest first, disputes joined) and item lines: one query each.
+    order_ids = [o.pk for o in page_orders]
+    case_lists = refund_cases_for_orders(order_ids=order_ids)
+    items = order_item_lines(order_ids=order_ids)
+    link = RowLinks()
     rows = []
     for order in page_orders:
-        if tab == "buyer":
-            order.buyer = user
         cases = case_lists[order.pk]
-        order.case_list = cases  # type: ignore[attr-defined]
-        steps, open_case = _order_steps(order, tab, cases, user, now)
+        for case in cases:
+            case.order = order
+        steps, open_case = _order_steps(order, tab, cases, now, link)
         row = OrderRow(order, tab, steps, open_case, cases)
-        row.html = _order_card_html(row, items[order.pk], viewer_zone, now)  # type: ignore[attr-defined]
+        row.html = _order_card_html(row, items[order.pk], viewer_zone, now, link)  # type: ignore[attr-defined]
         rows.append(row)
     return render_page(
         request, "orders/list.html", {"tab": tab, "rows": rows, "page": page}, nav="orders"
@@ -407,7 +401,7 @@ def _order_page(
         .order_by("-created_at", "-id")
     )
     now = timezone.now()
-    steps, open_case = _order_steps(order, role, cases, user, now)
+    steps, open_case = _order_steps(order, role, cases, now)
     cancel_until = windows.instant_cancel_until(placed_at=order.placed_at)
     context = {
         "order": order,
@@ -1109,11 +1103,10 @@ def _case_page(
         "role": role,
         "next": _next_step(case, role, now),
         "available": available,
-        # Prefetched with their order lines by refund_get_for_user: no query of its own.
-        "items": list(case.items.all()),
+        "items": refund_item_lines(case=case),
         "timeline": timeline_rows(refund_timeline(case=case), case.currency),
-        "thread": list(refund_messages(case=case)),
-        "evidence": list(refund_evidence(case=case, for_dispute=False)),
+        "thread": refund_thread(case=case),
+        "evidence": refund_evidence_list(case=case, for_dispute=False),
         "dispute": dispute,
         "can_dispute": role == "buyer" and _can_dispute(case, now),
         "can_message": can_message,
@@ -1132,7 +1125,7 @@ def _case_page(
 
 def _case_for(request: HttpRequest, case_id: Any) -> RefundCase:
     # The dispute (if any) in the same round trip as everything else on the page.
-    return refund_get_for_user(user=_user(request), public_id=case_id, related=("dispute",))
+    return refund_case_page_get(user=_user(request), public_id=case_id)
 
 
 @login_required
@@ -1217,7 +1210,6 @@ def case_slip(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
         {
             "case": case,
             "order": case.order,
-            # Prefetched with their order lines by refund_get_for_user: no query of its own.
             "items": list(case.items.all()),
         },
     )

@@ -27,6 +27,7 @@ CONTROLLED = (
     "DATABASE_URL",
     "SECURE_SSL_REDIRECT",
     "SWEEP_BATCH_SIZE",
+    "DATABASE_PREPARED_STATEMENTS",
 )
 LONG_SECRET = "k" * 64
 
@@ -105,3 +106,71 @@ def test_production_starts_when_the_environment_is_safe():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def database_options(**env: str) -> str:
+    """The default database's OPTIONS as a fresh interpreter builds them from `env`."""
+    environ = {k: v for k, v in os.environ.items() if k not in CONTROLLED}
+    environ.update(DJANGO_SETTINGS_MODULE="refundportal.settings.base", **env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from refundportal.settings import base; "
+            "print(sorted(base.DATABASES['default'].get('OPTIONS', {}).items()))",
+        ],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+POSTGRES_URL = "postgres://app@db.invalid:5432/refundportal"
+
+
+def test_postgresql_prepares_repeated_statements_unless_turned_off():
+    # given a PostgreSQL database URL, when nothing else is said
+    default = database_options(DATABASE_URL=POSTGRES_URL)
+    # then parameters are bound by the server and a statement run 5 times is prepared
+    assert "('prepare_threshold', 5)" in default
+    assert "('server_side_binding', True)" in default
+
+    # when a transaction-mode pooler needs them off
+    off = database_options(DATABASE_URL=POSTGRES_URL, DATABASE_PREPARED_STATEMENTS="0")
+    # then neither option is set
+    assert "prepare_threshold" not in off
+    assert "server_side_binding" not in off
+
+
+def test_sqlite_has_no_prepared_statement_options():
+    options = database_options(DATABASE_URL="sqlite:///:memory:")
+    assert "prepare_threshold" not in options
+    assert "server_side_binding" not in options
+
+
+def test_a_malformed_prepared_statements_flag_stops_the_start():
+    result = start(
+        "refundportal.settings.base",
+        DATABASE_URL=POSTGRES_URL,
+        DATABASE_PREPARED_STATEMENTS="sometimes",
+    )
+    assert result.returncode != 0
+    assert "DATABASE_PREPARED_STATEMENTS='sometimes' is not a boolean" in result.stderr
+
+
+@pytest.mark.django_db
+def test_the_suite_itself_runs_on_server_bound_prepared_statements():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are a PostgreSQL setting")
+    connection.ensure_connection()
+    # every test on PostgreSQL exercises the production database options
+    assert connection.connection.prepare_threshold == 5
+    with connection.cursor() as cursor:
+        assert type(cursor.cursor).__name__ == "ServerBindingCursor"

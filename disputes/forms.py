@@ -66,6 +66,8 @@ class DisputeOpenForm(PortalForm):
 
 
 class StatementForm(PortalForm):
+    blank_is_static = True
+
     body = forms.CharField(
         label="Your statement",
         max_length=5000,
@@ -77,12 +79,16 @@ class StatementForm(PortalForm):
 
 
 class DisputeMessageForm(PortalForm):
+    blank_is_static = True
+
     body = forms.CharField(
         label="Your message", max_length=5000, widget=forms.Textarea(attrs={"rows": 3})
     )
 
 
 class DisputeEvidenceForm(PortalForm):
+    blank_is_static = True
+
     file = forms.FileField(
         label="File",
         help_text="JPEG, PNG, WebP or PDF; at most 10 MB; 10 files per dispute.",

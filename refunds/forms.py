@@ -83,6 +83,8 @@ class DetailsForm(PortalForm):
 
 
 class CaseMessageForm(PortalForm):
+    blank_is_static = True
+
     body = forms.CharField(
         label="Your message", max_length=5000, widget=forms.Textarea(attrs={"rows": 3})
     )
@@ -98,6 +100,8 @@ EVIDENCE_KIND_CHOICES = [
 
 
 class EvidenceForm(PortalForm):
+    blank_is_static = True
+
     file = forms.FileField(
         label="File",
         help_text=EVIDENCE_HELP,
@@ -107,6 +111,8 @@ class EvidenceForm(PortalForm):
 
 
 class OfferForm(PortalForm):
+    blank_is_static = True
+
     amount = forms.CharField(
         label="Amount you offer",
         max_length=20,
@@ -115,6 +121,8 @@ class OfferForm(PortalForm):
 
 
 class RejectForm(PortalForm):
+    blank_is_static = True
+
     reason = forms.CharField(
         label="Why do you reject the request?",
         max_length=2000,
@@ -125,6 +133,8 @@ class RejectForm(PortalForm):
 
 
 class ShipReturnForm(PortalForm):
+    blank_is_static = True
+
     carrier = forms.CharField(
         label="Carrier", max_length=80, widget=forms.TextInput(attrs={"autocomplete": "off"})
     )

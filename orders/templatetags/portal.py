@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django import template
+from django.forms import BoundField
+from django.template.loader import get_template
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language
 
 from orders import windows
 from orders.money import format_money
@@ -113,3 +118,44 @@ def get_item(mapping: dict, key: object) -> object:
     if not mapping:
         return None
     return mapping.get(key)
+
+
+FIELD_TEMPLATE = "orders/partials/field.html"
+# Blank fields of forms whose blank rendering never changes, rendered once per process.
+_blank_fields: dict[tuple[object, ...], SafeString] = {}
+
+
+@register.simple_tag
+def field(bound: BoundField) -> SafeString:
+    """`{% field form.body %}`: one form field as orders/partials/field.html lays it out
+    (label, help, the error next to it, the input).
+
+    A blank field of a form that declares `blank_is_static` (`orders.forms.PortalForm`: fields
+    fixed by the class, nothing chosen per request) is the same HTML on every page that shows
+    it, so it is rendered once per process: the case page's three blank fields took more
+    time through the widget templates than all of its queries. A bound form, or one with
+    initial values, is rendered each time.
+    """
+    form = bound.form
+    key = None
+    if getattr(form, "blank_is_static", False) and not form.is_bound and not form.initial:
+        key = (type(form), form.prefix, form.auto_id, bound.name, get_language())
+        cached = _blank_fields.get(key)
+        if cached is not None:
+            return cached
+    html = mark_safe(get_template(FIELD_TEMPLATE).render({"field": bound}))  # noqa: S308 - a template's escaped output
+    if key is not None:
+        _blank_fields[key] = html
+    return html
+
+
+FORM_ERRORS_TEMPLATE = "orders/partials/form_errors.html"
+
+
+@register.simple_tag
+def form_errors(form: Any) -> SafeString:
+    """`{% form_errors form %}`: the errors that belong to no one field, above the form
+    (orders/partials/form_errors.html), rendered only when there are some."""
+    if form is None or not form.non_field_errors():
+        return mark_safe("")
+    return mark_safe(get_template(FORM_ERRORS_TEMPLATE).render({"form": form}))  # noqa: S308 - a template's escaped output

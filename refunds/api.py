@@ -39,8 +39,10 @@ from .evidence import evidence_add
 from .models import Evidence, RefundCase, State
 from .selectors import (
     ACTION_PARTY,
+    refund_case_read,
     refund_evidence,
     refund_get_for_user,
+    refund_items_read,
     refund_list_for_user,
     refund_messages,
     refund_role,
@@ -69,10 +71,16 @@ def _case(request: Request, public_id: Any) -> RefundCase:
 
 def _detail(request: Request, public_id: Any) -> dict[str, Any]:
     """The case as the viewer sees it now, read again after a service changed it."""
-    case = _case(request, public_id)
-    timelines = {case.public_id: list(refund_timeline(case=case))}
+    case = refund_case_read(user=viewer(request), public_id=public_id, message_count=True)
+    timelines = {case.public_id: refund_timeline(case=case)}
     # RefundOut's exact output, built as a plain dict (the same keys and values).
-    return refund_out_data(case, user=viewer(request), now=timezone.now(), timelines=timelines)
+    return refund_out_data(
+        case,
+        user=viewer(request),
+        now=timezone.now(),
+        timelines=timelines,
+        items=refund_items_read(case=case),
+    )
 
 
 def _items(order: Order, requested: list[dict[str, Any]]) -> list[services.ItemRequest]:

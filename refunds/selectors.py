@@ -6,6 +6,7 @@ orders, the seller the cases on their shop's orders, staff every case.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -92,26 +93,32 @@ def refund_get_for_user(*, user: Any, public_id: Any, related: tuple[str, ...] =
         raise Http404("No such refund case.") from exc
 
 
-def refund_case_page_get(*, user: Any, public_id: Any) -> RefundCase:
-    """`refund_get_for_user(..., related=("dispute",))` as the case page reads it, in SQL: the
-    case with its order, shop, buyer and dispute (public id; or known to be absent), one
-    query; 404 for a case the user may not see. The page lists the items itself."""
+def refund_case_read(*, user: Any, public_id: Any, message_count: bool = False) -> RefundCase:
+    """`refund_get_for_user(..., related=("dispute",))` as the case page and the API detail
+    read it, in SQL: the case with its order, shop, buyer and dispute (public id; or known to
+    be absent), one query; 404 for a case the user may not see. `message_count=True` also
+    sets `case.message_count` (the order thread's size, as `refund_list_for_user` annotates).
+    The items are `refund_items_read`."""
     key = _uuid_or_404(public_id, "refund case")
-    to_dispute = RefundCase._meta.get_field("dispute")
-    dispute_model = to_dispute.related_model
-    case, order = _PAGE_CASE_SHAPE, _PAGE_ORDER_SHAPE
-    shop, buyer = _PAGE_SHOP_SHAPE, Shape(User, "b", _PERSON_U.fields)
-    dispute = Shape(dispute_model, "d", ("id", "public_id", "case_id"))  # type: ignore[arg-type]
-    visible, params = "", [prep(RefundCase, "public_id", key)]  # staff see every case
     if not getattr(user, "is_authenticated", False):
         raise Http404("No such refund case.")
-    if not user.is_staff:
-        visible, params = (
-            ' AND (o."buyer_id" = %s OR s."owner_id" = %s)',
-            [*params, user.pk, user.pk],
+    to_dispute = RefundCase._meta.get_field("dispute")
+    dispute_model = to_dispute.related_model
+    shapes = (_PAGE_CASE_SHAPE, _PAGE_ORDER_SHAPE, _PAGE_SHOP_SHAPE, _PAGE_BUYER_SHAPE)
+    dispute = _dispute_shape()
+    thread, params = "", []
+    if message_count:
+        thread = (
+            f', (SELECT COUNT(*) FROM "{Message._meta.db_table}" AS m '  # noqa: S608
+            'WHERE m."order_id" = c."order_id")'
         )
+    params.append(prep(RefundCase, "public_id", key))
+    visible = ""  # staff see every case
+    if not user.is_staff:
+        visible = ' AND (o."buyer_id" = %s OR s."owner_id" = %s)'
+        params += [user.pk, user.pk]
     rows = select(
-        f"SELECT {columns(case, order, shop, buyer, dispute)} "  # noqa: S608
+        f"SELECT {columns(*shapes, dispute)}{thread} "  # noqa: S608
         f'FROM "{RefundCase._meta.db_table}" AS c '
         f'JOIN "{Order._meta.db_table}" AS o ON o."id" = c."order_id" '
         f'JOIN "{Shop._meta.db_table}" AS s ON s."id" = o."shop_id" '
@@ -119,16 +126,52 @@ def refund_case_page_get(*, user: Any, public_id: Any) -> RefundCase:
         f'LEFT JOIN "{dispute_model._meta.db_table}" AS d ON d."case_id" = c."id" '  # type: ignore[union-attr]
         f'WHERE c."public_id" = %s{visible}',
         params,
-        (case, order, shop, buyer, dispute),
+        (*shapes, dispute),
+        extra=1 if message_count else 0,
     )
     if not rows:
         raise Http404("No such refund case.")
-    ((found, found_order, found_shop, found_buyer, found_dispute),) = rows
+    found, found_order, found_shop, found_buyer, found_dispute, *count = rows[0]
     found_order.shop = found_shop
     found_order.buyer = found_buyer
     found.order = found_order
     to_dispute.set_cached_value(found, found_dispute)  # type: ignore[union-attr]
+    if message_count:
+        found.message_count = int(count[0])  # type: ignore[attr-defined]
     return found
+
+
+@functools.cache
+def _dispute_shape() -> Shape:
+    # The dispute model belongs to the app above: found through the relation, not imported
+    # (and only once every app is loaded).
+    model = RefundCase._meta.get_field("dispute").related_model
+    return Shape(model, "d", ("id", "public_id", "case_id"))  # type: ignore[arg-type]
+
+
+def refund_items_read(*, case: RefundCase) -> list[RefundItem]:
+    """The case's items in the order they were asked for, each with its order line (sku,
+    title, quantity bought, unit price): `case.items` with `select_related("order_item")`, in
+    one query."""
+    item, line = _ITEM_SHAPE, _ITEM_LINE_SHAPE
+    rows = select(
+        f"SELECT {columns(item, line)} "  # noqa: S608
+        f'FROM "{RefundItem._meta.db_table}" AS ri '
+        f'JOIN "{OrderItem._meta.db_table}" AS oi ON oi."id" = ri."order_item_id" '
+        'WHERE ri."case_id" = %s ORDER BY ri."id"',
+        [case.pk],
+        (item, line),
+    )
+    for refund_item, order_line in rows:
+        refund_item.order_item = order_line
+        refund_item.case = case
+    return [refund_item for refund_item, _ in rows]
+
+
+_ITEM_SHAPE = Shape(RefundItem, "ri", ("id", "case_id", "order_item_id", "quantity"))
+_ITEM_LINE_SHAPE = Shape(
+    OrderItem, "oi", ("id", "order_id", "sku", "title", "quantity", "unit_price")
+)
 
 
 _PAGE_CASE_SHAPE = Shape(
@@ -136,6 +179,7 @@ _PAGE_CASE_SHAPE = Shape(
 )
 _PAGE_ORDER_SHAPE = Shape(Order, "o", tuple(f.attname for f in Order._meta.concrete_fields))
 _PAGE_SHOP_SHAPE = Shape(Shop, "s", ("id", "owner_id", "slug", "name"))
+_PAGE_BUYER_SHAPE = Shape(User, "b", ("id", "email", "name"))
 
 
 def refund_role(*, case: RefundCase, user: Any) -> str:
@@ -234,21 +278,6 @@ def refund_thread(*, case: RefundCase) -> list[Message]:
     for msg, person in rows:
         msg.author = person
     return [msg for msg, _ in rows]
-
-
-def refund_item_lines(*, case: RefundCase) -> list[tuple[int, str]]:
-    """`(quantity, title)` of the order lines the case is about."""
-    return [
-        (quantity, title)
-        for quantity, title in select(
-            f'SELECT ri."quantity", oi."title" FROM "{RefundItem._meta.db_table}" AS ri '  # noqa: S608
-            f'JOIN "{OrderItem._meta.db_table}" AS oi ON oi."id" = ri."order_item_id" '
-            'WHERE ri."case_id" = %s ORDER BY ri."id"',
-            [case.pk],
-            (),
-            extra=2,
-        )
-    ]
 
 
 # What an order card reads of a case: `_order_steps`, `_case_step`, `_can_dispute`,

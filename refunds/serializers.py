@@ -21,7 +21,7 @@ from orders.models import Event
 from orders.money import format_amount, format_optional_amount
 
 from .evidence import EVIDENCE_KINDS
-from .models import ClosedReason, Evidence, Reason, RefundCase, State
+from .models import ClosedReason, Evidence, Reason, RefundCase, RefundItem, State
 from .selectors import CASE_ACTIONS, refund_available_actions, refund_role
 
 NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
@@ -327,7 +327,12 @@ def _text(value: Any) -> str | None:
 
 
 def refund_out_data(
-    case: RefundCase, *, user: Any, now: Any, timelines: Mapping[Any, list[Event]]
+    case: RefundCase,
+    *,
+    user: Any,
+    now: Any,
+    timelines: Mapping[Any, list[Event]],
+    items: list[RefundItem] | None = None,
 ) -> dict[str, Any]:
     """`RefundOut(case, context=…).data` as a plain dict, for the detail endpoint: the same keys
     in the same order and the same values (tests/refunds compare the two), without building the
@@ -373,7 +378,7 @@ def refund_out_data(
                 "quantity": item.quantity,
                 "unit_price": format_amount(item.order_item.unit_price, currency),
             }
-            for item in case.items.all()
+            for item in (case.items.all() if items is None else items)
         ],
         "role": refund_role(case=case, user=user),
         "actions": [

@@ -67,12 +67,12 @@ from .forms import (
 from .models import DISPUTABLE_REASONS, OPEN_STATES, Reason, RefundCase, State
 from .selectors import (
     refund_available_actions,
-    refund_case_page_get,
+    refund_case_read,
     refund_cases_for_orders,
     refund_evidence_list,
     refund_filing_open_until,
     refund_filing_options,
-    refund_item_lines,
+    refund_items_read,
     refund_open_case_for_order,
     refund_role,
     refund_thread,
@@ -1103,7 +1103,7 @@ def _case_page(
         "role": role,
         "next": _next_step(case, role, now),
         "available": available,
-        "items": refund_item_lines(case=case),
+        "items": refund_items_read(case=case),
         "timeline": timeline_rows(refund_timeline(case=case), case.currency),
         "thread": refund_thread(case=case),
         "evidence": refund_evidence_list(case=case, for_dispute=False),
@@ -1125,7 +1125,7 @@ def _case_page(
 
 def _case_for(request: HttpRequest, case_id: Any) -> RefundCase:
     # The dispute (if any) in the same round trip as everything else on the page.
-    return refund_case_page_get(user=_user(request), public_id=case_id)
+    return refund_case_read(user=_user(request), public_id=case_id)
 
 
 @login_required

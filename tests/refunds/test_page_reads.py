@@ -18,14 +18,14 @@ from refunds import services
 from refunds.evidence import evidence_add
 from refunds.models import ClosedReason, Evidence, RefundCase, State
 from refunds.selectors import (
-    refund_case_page_get,
+    refund_case_read,
     refund_cases_for_orders,
     refund_evidence,
     refund_evidence_list,
     refund_filing_open_until,
     refund_filing_options,
     refund_get_for_user,
-    refund_item_lines,
+    refund_items_read,
     refund_messages,
     refund_thread,
     refund_timeline,
@@ -292,23 +292,28 @@ def test_evidence_uploaders_cost_no_further_query(busy, django_assert_num_querie
     assert sorted(shown) == [("photo.png", "Bea Buyer"), ("receipt.pdf", "Sam Seller")]
 
 
-# --- refund_item_lines ----------------------------------------------------------------------
+# --- refund_items_read ----------------------------------------------------------------------
 
 
-def test_item_lines_are_the_cases_items_in_id_order(busy, django_assert_num_queries):
+def test_items_are_the_cases_items_in_id_order_with_their_lines(busy, django_assert_num_queries):
     with django_assert_num_queries(1):
-        lines = refund_item_lines(case=busy)
+        items = refund_items_read(case=busy)
+        lines = [(i.quantity, i.order_item.title, i.order_item.sku, i.case) for i in items]
 
     # the box was asked for first, though it is the order's last line
-    assert lines == [(2, "Gift box"), (1, "Travel mug")]
-    assert lines == [
-        (item.quantity, item.order_item.title)
-        for item in busy.items.select_related("order_item").order_by("id")
+    assert [(q, t) for q, t, _, _ in lines] == [(2, "Gift box"), (1, "Travel mug")]
+    assert all(case is busy for _, _, _, case in lines)
+    expected = list(busy.items.select_related("order_item").order_by("id"))
+    assert [(i.pk, i.quantity, i.order_item_id) for i in items] == [
+        (i.pk, i.quantity, i.order_item_id) for i in expected
+    ]
+    assert [(i.order_item.sku, i.order_item.unit_price) for i in items] == [
+        (i.order_item.sku, i.order_item.unit_price) for i in expected
     ]
 
 
-def test_a_case_without_items_has_no_lines(order):
-    assert refund_item_lines(case=file_refund(order, amount="5.00")) == []
+def test_a_case_without_items_has_none(order):
+    assert refund_items_read(case=file_refund(order, amount="5.00")) == []
 
 
 # --- refund_cases_for_orders ----------------------------------------------------------------
@@ -423,7 +428,7 @@ def test_cases_for_no_orders_cost_no_query(db, django_assert_num_queries):
     assert dict(by_order) == {}
 
 
-# --- refund_case_page_get -------------------------------------------------------------------
+# --- refund_case_read -------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -444,7 +449,7 @@ def page_case(request, order):
 def test_case_page_read_equals_refund_get_for_user(request, page_case, who):
     user = request.getfixturevalue(who)
 
-    page = refund_case_page_get(user=user, public_id=page_case.public_id)
+    page = refund_case_read(user=user, public_id=page_case.public_id)
     orm = refund_get_for_user(user=user, public_id=page_case.public_id, related=("dispute",))
 
     assert page.pk == page_case.pk
@@ -476,7 +481,7 @@ def test_case_page_read_loads_what_the_page_shows_in_one_query(
     buyer, disputed_case, django_assert_num_queries
 ):
     with django_assert_num_queries(1):
-        case = refund_case_page_get(user=buyer, public_id=str(disputed_case.public_id))
+        case = refund_case_read(user=buyer, public_id=str(disputed_case.public_id))
         shown = (
             case.order.number,
             case.order.shop.name,
@@ -509,7 +514,7 @@ def test_case_page_read_knows_there_is_no_dispute(buyer, order, django_assert_nu
     filed = file_refund(order, amount="20.00")
 
     with django_assert_num_queries(1):
-        case = refund_case_page_get(user=buyer, public_id=filed.public_id)
+        case = refund_case_read(user=buyer, public_id=filed.public_id)
         assert getattr(case, "dispute", None) is None
     assert cached_dispute(case) is None
 
@@ -519,7 +524,7 @@ def test_another_buyer_or_seller_gets_404(request, page_case, who):
     user = request.getfixturevalue(who)
 
     with pytest.raises(Http404):
-        refund_case_page_get(user=user, public_id=page_case.public_id)
+        refund_case_read(user=user, public_id=page_case.public_id)
     with pytest.raises(Http404):
         refund_get_for_user(user=user, public_id=page_case.public_id)
 
@@ -528,16 +533,16 @@ def test_staff_see_any_case(staff, other_buyer, other_seller, page_case):
     elsewhere = file_refund(OrderFactory(buyer=other_buyer, shop=other_seller.shops.get()))
 
     for case in (page_case, elsewhere):
-        assert refund_case_page_get(user=staff, public_id=case.public_id).pk == case.pk
+        assert refund_case_read(user=staff, public_id=case.public_id).pk == case.pk
 
 
 def test_a_seller_sees_cases_only_on_their_own_shops(buyer, seller, other_seller):
     at_sara = file_refund(OrderFactory(buyer=buyer, shop=other_seller.shops.get()))
 
-    assert refund_case_page_get(user=buyer, public_id=at_sara.public_id).pk == at_sara.pk
-    assert refund_case_page_get(user=other_seller, public_id=at_sara.public_id).pk == at_sara.pk
+    assert refund_case_read(user=buyer, public_id=at_sara.public_id).pk == at_sara.pk
+    assert refund_case_read(user=other_seller, public_id=at_sara.public_id).pk == at_sara.pk
     with pytest.raises(Http404):
-        refund_case_page_get(user=seller, public_id=at_sara.public_id)
+        refund_case_read(user=seller, public_id=at_sara.public_id)
 
 
 @pytest.mark.parametrize(
@@ -549,16 +554,16 @@ def test_a_malformed_id_is_404(buyer, staff, order, public_id, django_assert_num
 
     for user in (buyer, staff):
         with django_assert_num_queries(0), pytest.raises(Http404):
-            refund_case_page_get(user=user, public_id=public_id)
+            refund_case_read(user=user, public_id=public_id)
 
 
 def test_an_unknown_id_and_an_anonymous_viewer_are_404(staff, order):
     case = file_refund(order)
 
     with pytest.raises(Http404):
-        refund_case_page_get(user=staff, public_id="12345678-1234-5678-1234-567812345678")
+        refund_case_read(user=staff, public_id="12345678-1234-5678-1234-567812345678")
     with pytest.raises(Http404):
-        refund_case_page_get(user=AnonymousUser(), public_id=case.public_id)
+        refund_case_read(user=AnonymousUser(), public_id=case.public_id)
 
 
 # --- refund_filing_open_until ---------------------------------------------------------------
@@ -660,3 +665,20 @@ def test_filing_open_until_every_hour_matches_the_filing_options(buyer, seller):
         assert refund_filing_open_until(order=order, now=moment) == latest_open(order, moment)
     # before placing, while open (two different closes), after all closed
     assert seen == {None, cn(2026, 11, 14, 15), end_of(2026, 11, 18)}
+
+
+def test_the_message_count_is_the_threads_size_as_the_list_annotates_it(
+    busy, buyer, django_assert_num_queries
+):
+    # given the busy case's thread (messages from before and during the case)
+    orm = refund_get_for_user(user=buyer, public_id=busy.public_id)
+
+    # when the API detail reads it with the count
+    with django_assert_num_queries(1):
+        case = refund_case_read(user=buyer, public_id=busy.public_id, message_count=True)
+
+    # then it is the same number, and a real one
+    assert case.message_count == orm.message_count
+    assert case.message_count == Message.objects.filter(order_id=busy.order_id).count() > 0
+    # and a read without it has none
+    assert not hasattr(refund_case_read(user=buyer, public_id=busy.public_id), "message_count")

@@ -14,7 +14,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from orders.selectors import (
     payouts_for_order,
 )
 from orders.services import message_post_on_order, order_cancel_by_buyer, order_cancel_out_of_stock
-from orders.templatetags.portal import countdown_text
+from orders.templatetags.portal import deadline_html
 from orders.throttling import throttle_post
 from orders.views import render_page
 
@@ -250,25 +250,13 @@ def _case_badge_html(case: RefundCase) -> str:
     return f'<span class="badge badge--warn">{escape(case.get_state_display())}</span>'
 
 
-def _deadline_html(instant: datetime, label: str, viewer_zone: str, now: datetime) -> str:
-    """The `{% deadline %}` tag (orders/partials/deadline.html) for the rows of the order list."""
-    passed = instant <= now
-    iso = instant.astimezone(UTC).isoformat()
-    return (
-        f'<span class="deadline{" deadline--passed" if passed else ""}">'
-        f'<span class="deadline__label">{escape(label)}</span> '
-        f'<span class="deadline__exact">{escape(windows.format_both(instant, viewer_zone))}</span> '
-        f'<time class="countdown{" countdown--passed" if passed else ""}" datetime="{iso}" '
-        f'data-deadline="{iso}">{escape(countdown_text(instant, now))}</time></span>\n'
-    )
-
-
 def _steps_html(steps: list[NextStep], viewer_zone: str, now: datetime) -> str:
     """orders/partials/next_steps.html for the rows of the order list."""
     out = []
     for step in steps:
         until = (
-            f'<span class="small">{_deadline_html(step.until, "Until", viewer_zone, now)}</span>'
+            f'<span class="small">'
+            f"{deadline_html(step.until, 'Until', viewer_zone=viewer_zone, now=now)}</span>"
             if step.until
             else ""
         )

@@ -71,31 +71,54 @@ def countdown_text(instant: datetime | None, now: datetime | None = None) -> str
     return f"ended {_span(delta)} ago"
 
 
-@register.simple_tag
-def countdown(instant: datetime | None) -> str:
+def countdown_html(instant: datetime, now: datetime | None = None) -> SafeString:
     """A `<time>` the browser counts down live (static/js/portal.js); plain text without JS."""
-    if instant is None:
-        return ""
+    now = now or timezone.now()
     iso = instant.astimezone(UTC).isoformat()
-    passed = instant <= timezone.now()
     return format_html(
         '<time class="countdown{}" datetime="{}" data-deadline="{}">{}</time>',
-        " countdown--passed" if passed else "",
+        " countdown--passed" if instant <= now else "",
         iso,
         iso,
-        countdown_text(instant),
+        countdown_text(instant, now),
     )
 
 
-@register.inclusion_tag("orders/partials/deadline.html")
-def deadline(instant: datetime | None, label: str = "") -> dict[str, object]:
-    """Label, live countdown and the exact instant in both zones, e.g. for "Answer by"."""
-    return {
-        "instant": instant,
-        "label": label,
-        "exact": both_zones(instant),
-        "passed": instant is not None and instant <= timezone.now(),
-    }
+@register.simple_tag
+def countdown(instant: datetime | None) -> str:
+    """`{% countdown instant %}`: `countdown_html`, nothing for no instant."""
+    if instant is None:
+        return ""
+    return countdown_html(instant)
+
+
+def deadline_html(
+    instant: datetime | None,
+    label: str = "",
+    *,
+    viewer_zone: str | None = None,
+    now: datetime | None = None,
+) -> SafeString:
+    """Label, live countdown and the exact instant in both zones, e.g. for "Answer by": the
+    one rendering of a deadline, for `{% deadline %}` and for views that build rows in Python
+    (the order list). `viewer_zone` defaults to the zone active for this request."""
+    if not instant:
+        return mark_safe("")
+    now = now or timezone.now()
+    exact = windows.format_both(instant, viewer_zone or _viewer_zone())
+    return format_html(
+        '<span class="deadline{}">{}<span class="deadline__exact">{}</span> {}</span>\n',
+        " deadline--passed" if instant <= now else "",
+        format_html('<span class="deadline__label">{}</span> ', label) if label else "",
+        exact,
+        countdown_html(instant, now),
+    )
+
+
+@register.simple_tag
+def deadline(instant: datetime | None, label: str = "") -> SafeString:
+    """`{% deadline instant "Answer by" %}`: `deadline_html`."""
+    return deadline_html(instant, label)
 
 
 @register.filter

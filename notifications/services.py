@@ -28,7 +28,7 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string, select_template
 from django.utils import timezone
 
-from orders import windows
+from orders import sql, windows
 from orders.models import Event, User
 
 from .catalog import AMOUNT_KEYS, CLOSED_REASON_LABELS, DEADLINE_KEYS, REASON_LABELS
@@ -370,8 +370,23 @@ def _message_id(notification: Notification) -> str:
     return f"<{notification.public_id}@{domain}>"
 
 
+class NoticeEmail(EmailMultiAlternatives):
+    """A notice's email: text and HTML, with a MIME boundary of its own.
+
+    Python's email generator otherwise draws a random boundary for every message and compiles
+    a regular expression to check that the text does not contain it (one `re.compile` per
+    email, 6 % of a worker's CPU per notice). 128 random bits cannot be in the text by chance.
+    """
+
+    def message(self, *args: Any, **kwargs: Any) -> Any:
+        msg = super().message(*args, **kwargs)
+        if msg.is_multipart() and msg.get_boundary() is None:
+            msg.set_boundary(f"=_rp_{uuid4().hex}")
+        return msg
+
+
 def _deliver(notification: Notification, rendered: Rendered) -> None:
-    message = EmailMultiAlternatives(
+    message = NoticeEmail(
         subject=rendered.subject,
         body=rendered.text,
         from_email=settings.DEFAULT_FROM_EMAIL,
@@ -447,16 +462,22 @@ def _send_claimed(notification: Notification, token: UUID) -> None:
         )
         raise
     sent_at = timezone.now()
-    _held(notification, token).update(
-        status=Status.SENT,
-        sent_at=sent_at,
-        claimed_until=None,
-        claim_token=None,
-        last_error="",
-        subject=rendered.subject,
-        body_text=rendered.text,
-        body_html=rendered.html,
-        updated_at=sent_at,
+    # What `_held(notification, token).update(...)` does, as one prepared statement: this runs
+    # once per email, and the queryset cost more than the update itself.
+    sql.update(
+        Notification,
+        where={"id": notification.pk, "status": Status.SENDING, "claim_token": token},
+        values={
+            "status": Status.SENT,
+            "sent_at": sent_at,
+            "claimed_until": None,
+            "claim_token": None,
+            "last_error": "",
+            "subject": rendered.subject,
+            "body_text": rendered.text,
+            "body_html": rendered.html,
+            "updated_at": sent_at,
+        },
     )
 
 

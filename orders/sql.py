@@ -23,7 +23,8 @@ queryset it replaces.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,3 +122,40 @@ def prep(model: type[Model], attname: str, value: Any, *, using: str = "default"
     SQLite, a `uuid.UUID` on PostgreSQL)."""
     target = next(f for f in model._meta.concrete_fields if f.attname == attname)
     return target.get_db_prep_value(value, connections[using], prepared=False)
+
+
+def update(
+    model: type[Model],
+    *,
+    where: Mapping[str, Any],
+    values: Mapping[str, Any],
+    using: str = "default",
+) -> int:
+    """`model.objects.filter(**where).update(**values)` for a hot path, with equality
+    conditions only: one statement whose text is built once per shape, every value prepared
+    as the ORM prepares it (`prep`). Returns the number of rows updated.
+
+    For a worker that records one outcome per row thousands of times a minute, building and
+    compiling the queryset cost more than the update (0.36 ms against 0.10 ms on PostgreSQL).
+    """
+    if not where or not values:
+        raise ValueError("update needs a condition and a value")
+    if any(value is None for value in where.values()):
+        raise ValueError("a condition on NULL is not an equality; use the ORM")
+    sql = _update_sql(model, tuple(values), tuple(where))
+    params = [prep(model, name, value, using=using) for name, value in values.items()]
+    params += [prep(model, name, value, using=using) for name, value in where.items()]
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+
+
+@functools.cache
+def _update_sql(model: type[Model], sets: tuple[str, ...], conditions: tuple[str, ...]) -> str:
+    columns_of = {f.attname: f.column for f in model._meta.concrete_fields}
+    for name in sets + conditions:
+        if name not in columns_of:
+            raise ValueError(f"{model.__name__} has no column {name!r}")
+    assignments = ", ".join(f'"{columns_of[name]}" = %s' for name in sets)
+    matches = " AND ".join(f'"{columns_of[name]}" = %s' for name in conditions)
+    return f'UPDATE "{model._meta.db_table}" SET {assignments} WHERE {matches}'  # noqa: S608

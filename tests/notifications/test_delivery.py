@@ -63,6 +63,35 @@ def test_the_deliver_task_run_twice_sends_once(order, seller):
     assert notice.body_text == mail.outbox[0].body
 
 
+def test_the_email_on_the_wire_is_text_and_html_with_a_boundary_of_its_own(order, buyer, seller):
+    import email
+
+    # given two notices sent
+    record(order, "order.cancelled", notify=("buyer", "seller"), amount="59.900")
+    dispatch()
+    assert len(mail.outbox) == 2
+
+    # when their messages are serialized as the SMTP backend does and parsed back
+    wires = [m.message().as_bytes(linesep="\r\n") for m in mail.outbox]
+    parsed = [email.message_from_bytes(wire) for wire in wires]
+
+    # then each is multipart/alternative: the stored text, then the stored HTML
+    boundaries = set()
+    for message, wire in zip(parsed, wires, strict=True):
+        notice = Notification.objects.get(email=message["To"])
+        assert message.get_content_type() == "multipart/alternative"
+        boundary = message.get_boundary()
+        assert boundary.startswith("=_rp_") and wire.count(f"--{boundary}".encode()) == 3
+        text, html = message.get_payload()
+        assert text.get_content_type() == "text/plain"
+        assert html.get_content_type() == "text/html"
+        assert text.get_payload(decode=True).decode() == notice.body_text.replace("\n", "\r\n")
+        assert html.get_payload(decode=True).decode().replace("\r\n", "\n") == notice.body_html
+        boundaries.add(boundary)
+    # and no two messages share a boundary
+    assert len(boundaries) == 2
+
+
 def test_an_event_fanned_out_again_creates_no_second_notice(order, seller):
     event = record(order, "refund.requested", notify=("seller",))
     dispatch()

@@ -12,7 +12,9 @@ import pytest
 from django.core.paginator import Paginator
 from django.db import connection
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
+from orders import sql
 from orders.links import RowLinks
 from orders.models import Event, Order, OrderItem, Shop, User
 from orders.paging import first_page_or_paginate
@@ -697,3 +699,63 @@ def test_item_lines_of_no_orders_cost_no_query(db, django_assert_num_queries):
         lines = order_item_lines(order_ids=[])
 
     assert dict(lines) == {}
+
+
+# --- update ------------------------------------------------------------------------------
+
+
+def test_update_writes_what_the_orm_update_writes(order):
+    from notifications.models import Notification, Role, Status
+
+    event = Event.objects.create(order=order, kind="refund.requested", payload={})
+    token, other_token = uuid.uuid4(), uuid.uuid4()
+    made = [
+        Notification.objects.create(
+            event=event,
+            recipient=user,
+            email=user.email,
+            role=Role.BUYER if user == order.buyer else Role.SELLER,
+            kind="refund.requested",
+            link="https://portal.test/x/",
+            status=Status.SENDING,
+            claim_token=token,
+        )
+        for user in (order.buyer, order.shop.owner)
+    ]
+    when = timezone.now().replace(microsecond=123456)
+    values = {
+        "status": Status.SENT,
+        "sent_at": when,
+        "claim_token": None,
+        "subject": "Ünïcode — subject",
+        "updated_at": when,
+    }
+
+    # when one row is updated by hand-written SQL and the other by the ORM
+    assert (
+        sql.update(Notification, where={"id": made[0].pk, "claim_token": token}, values=values) == 1
+    )
+    Notification.objects.filter(pk=made[1].pk, claim_token=token).update(**values)
+
+    # then both rows hold the same values (aware datetime, NULL, text)
+    by_sql, by_orm = (Notification.objects.get(pk=n.pk) for n in made)
+    for name in values:
+        assert getattr(by_sql, name) == getattr(by_orm, name), name
+    assert by_sql.sent_at == when and by_sql.claim_token is None
+
+    # and a condition that matches nothing updates nothing
+    assert (
+        sql.update(
+            Notification, where={"id": made[0].pk, "claim_token": other_token}, values=values
+        )
+        == 0
+    )
+
+
+def test_update_refuses_what_it_cannot_express():
+    with pytest.raises(ValueError, match="equality"):
+        sql.update(Order, where={"shipped_at": None}, values={"carrier": "x"})
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        sql.update(Order, where={"id": 1}, values={"nope": "x"})
+    with pytest.raises(ValueError, match="condition and a value"):
+        sql.update(Order, where={}, values={"carrier": "x"})

@@ -34,7 +34,7 @@ def render_page(
     status: int = 200,
 ) -> HttpResponse:
     """`render` plus which header tab is current (whether to link the seller dashboard comes
-    from `orders.context_processors.shop_owner`, so every page has it)."""
+    from `refundportal.context_processors.header`, so every page has it)."""
     return render(request, template, {"nav": nav, **(context or {})}, status=status)
 
 

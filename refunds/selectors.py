@@ -213,18 +213,33 @@ _TIMELINE_EVENT_SHAPE = Shape(Event, "e", _TIMELINE_EVENT)
 
 def refund_timeline(*, case: RefundCase) -> list[Event]:
     """The case's audit trail, oldest first, each event with its actor (one query)."""
-    event, actor = _TIMELINE_EVENT_SHAPE, _PERSON_U
-    rows = select(
-        f"SELECT {columns(event, actor)} "  # noqa: S608
-        f'FROM "{Event._meta.db_table}" AS e '
-        f'LEFT JOIN "{User._meta.db_table}" AS u ON u."id" = e."actor_id" '
-        'WHERE e."case_id" = %s ORDER BY e."created_at", e."id"',
+    return _with_person(
+        _TIMELINE_EVENT_SHAPE,
+        "actor",
+        'e."case_id" = %s ORDER BY e."created_at", e."id"',
         [prep(Event, "case_id", case.public_id)],
-        (event, actor),
+        optional=True,
     )
-    for evt, person in rows:
-        evt.actor = person
-    return [evt for evt, _ in rows]
+
+
+def _with_person(
+    shape: Shape, relation: str, where: str, params: list[Any], *, optional: bool = False
+) -> list[Any]:
+    """Rows of `shape` matching `where`, each with the user its foreign key `relation` names
+    attached (`display_name` loaded), in one query; `optional` keeps rows without one."""
+    fk = shape.model._meta.get_field(relation)
+    join = "LEFT JOIN" if optional else "JOIN"
+    rows = select(
+        f"SELECT {columns(shape, _PERSON_U)} "  # noqa: S608
+        f'FROM "{shape.model._meta.db_table}" AS {shape.alias} '
+        f'{join} "{User._meta.db_table}" AS u ON u."id" = {shape.alias}."{fk.column}" '  # type: ignore[union-attr]
+        f"WHERE {where}",
+        params,
+        (shape, _PERSON_U),
+    )
+    for row, person in rows:
+        setattr(row, relation, person)
+    return [row for row, _ in rows]
 
 
 _LISTED_EVIDENCE = (
@@ -245,18 +260,12 @@ _LISTED_EVIDENCE_SHAPE = Shape(Evidence, "v", _LISTED_EVIDENCE)
 def refund_evidence_list(*, case: RefundCase, for_dispute: bool) -> list[Evidence]:
     """`refund_evidence` as the case page lists it: oldest first, each file with its uploader
     (one query; the file itself is not opened)."""
-    evidence, uploader = _LISTED_EVIDENCE_SHAPE, _PERSON_U
-    rows = select(
-        f"SELECT {columns(evidence, uploader)} "  # noqa: S608
-        f'FROM "{Evidence._meta.db_table}" AS v '
-        f'JOIN "{User._meta.db_table}" AS u ON u."id" = v."uploaded_by_id" '
-        'WHERE v."case_id" = %s AND v."for_dispute" = %s ORDER BY v."created_at", v."id"',
+    return _with_person(
+        _LISTED_EVIDENCE_SHAPE,
+        "uploaded_by",
+        'v."case_id" = %s AND v."for_dispute" = %s ORDER BY v."created_at", v."id"',
         [case.pk, for_dispute],
-        (evidence, uploader),
     )
-    for item, person in rows:
-        item.uploaded_by = person
-    return [item for item, _ in rows]
 
 
 _THREAD_MESSAGE = ("id", "public_id", "order_id", "case_id", "author_id", "body", "created_at")
@@ -266,18 +275,12 @@ _THREAD_MESSAGE_SHAPE = Shape(Message, "m", _THREAD_MESSAGE)
 def refund_thread(*, case: RefundCase) -> list[Message]:
     """`refund_messages` as the case page shows it: the order's thread, oldest first, each
     message with its author (one query)."""
-    message, author = _THREAD_MESSAGE_SHAPE, _PERSON_U
-    rows = select(
-        f"SELECT {columns(message, author)} "  # noqa: S608
-        f'FROM "{Message._meta.db_table}" AS m '
-        f'JOIN "{User._meta.db_table}" AS u ON u."id" = m."author_id" '
-        'WHERE m."order_id" = %s ORDER BY m."created_at", m."id"',
+    return _with_person(
+        _THREAD_MESSAGE_SHAPE,
+        "author",
+        'm."order_id" = %s ORDER BY m."created_at", m."id"',
         [case.order_id],
-        (message, author),
     )
-    for msg, person in rows:
-        msg.author = person
-    return [msg for msg, _ in rows]
 
 
 # What an order card reads of a case: `_order_steps`, `_case_step`, `_can_dispute`,

@@ -32,12 +32,12 @@ CONTROLLED = (
 LONG_SECRET = "k" * 64
 
 
-def start(settings_module: str, **env: str) -> subprocess.CompletedProcess[str]:
+def start(settings_module: str, code: str = SETUP, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k not in CONTROLLED}
     environ.update(DJANGO_SETTINGS_MODULE=settings_module, DATABASE_URL="sqlite:///:memory:")
     environ.update(env)
     return subprocess.run(
-        [sys.executable, "-c", SETUP],
+        [sys.executable, "-c", code],
         cwd=ROOT,
         env=environ,
         capture_output=True,
@@ -110,21 +110,11 @@ def test_production_starts_when_the_environment_is_safe():
 
 def database_options(**env: str) -> str:
     """The default database's OPTIONS as a fresh interpreter builds them from `env`."""
-    environ = {k: v for k, v in os.environ.items() if k not in CONTROLLED}
-    environ.update(DJANGO_SETTINGS_MODULE="refundportal.settings.base", **env)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from refundportal.settings import base; "
-            "print(sorted(base.DATABASES['default'].get('OPTIONS', {}).items()))",
-        ],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = start(
+        "refundportal.settings.base",
+        "from refundportal.settings import base; "
+        "print(sorted(base.DATABASES['default'].get('OPTIONS', {}).items()))",
+        **env,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()

@@ -99,7 +99,8 @@ def seller_policy(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(
                     request,
-                    f"Return policy saved: {_policy_words(shop.return_policy)} after delivery. "
+                    f"Return policy saved: {windows.duration_words(shop.return_policy)} after "
+                    "delivery. "
                     "Orders already placed keep the policy they were placed under.",
                 )
                 return redirect("seller-policy")
@@ -112,23 +113,13 @@ def seller_policy(request: HttpRequest) -> HttpResponse:
         {
             "shop": shop,
             "form": form,
-            "current": _policy_words(shop.return_policy),
-            "low": _policy_words(low),
-            "high": _policy_words(high),
+            "current": windows.duration_words(shop.return_policy),
+            "low": windows.duration_words(low),
+            "high": windows.duration_words(high),
         },
         nav="seller",
         status=400 if form.errors else 200,
     )
-
-
-def _policy_words(value: timedelta) -> str:
-    minutes = int(value.total_seconds()) // 60
-    parts = []
-    for unit, size in (("day", 1440), ("hour", 60), ("minute", 1)):
-        count, minutes = divmod(minutes, size)
-        if count:
-            parts.append(f"{count} {unit}{'' if count == 1 else 's'}")
-    return " ".join(parts) or "0 minutes"
 
 
 def seller_public(request: HttpRequest, slug: str) -> HttpResponse:

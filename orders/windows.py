@@ -396,11 +396,12 @@ def validate_return_policy(value: timedelta) -> None:
         raise ValidationError(
             "The return policy must be between %(low)s and %(high)s.",
             code="return_policy_out_of_range",
-            params={"low": _humanize(low), "high": _humanize(high)},
+            params={"low": duration_words(low), "high": duration_words(high)},
         )
 
 
-def _humanize(duration: timedelta) -> str:
+def duration_words(duration: timedelta) -> str:
+    """A duration in words, whole minutes: "15 days", "2 hours 30 minutes"."""
     minutes = int(duration.total_seconds()) // 60
     parts = []
     for unit, size in (("day", 1440), ("hour", 60), ("minute", 1)):

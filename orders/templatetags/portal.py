@@ -126,13 +126,7 @@ def duration_words(value: timedelta | None) -> str:
     """A return policy or window in words: "15 days", "2 hours 30 minutes"."""
     if value is None:
         return ""
-    minutes = int(value.total_seconds()) // 60
-    parts = []
-    for unit, size in (("day", 1440), ("hour", 60), ("minute", 1)):
-        count, minutes = divmod(minutes, size)
-        if count:
-            parts.append(f"{count} {unit}{'' if count == 1 else 's'}")
-    return " ".join(parts) or "0 minutes"
+    return windows.duration_words(value)
 
 
 @register.filter

@@ -28,6 +28,7 @@ from orders.api import (
     OrderMessageOut,
     error_responses,
     serializer_context,
+    validated,
     viewer,
 )
 from orders.errors import NotAllowed, ValidationFailed
@@ -59,7 +60,6 @@ from .serializers import (
     RefundRejectIn,
     RefundShipReturnIn,
     refund_out_data,
-    validated,
 )
 
 TAGS = ["refunds"]
@@ -162,7 +162,7 @@ class RefundListCreateApi(GenericAPIView):
         "more than the order can still refund; `duplicate` (409) while a case is open.",
     )
     def post(self, request: Request) -> Response:
-        data = validated(RefundFileIn, request.data)
+        data = validated(RefundFileIn, request)
         order = order_get_for_user(user=viewer(request), number=data["order"])
         case = services.refund_request(
             order=order,
@@ -241,7 +241,7 @@ class RefundOfferApi(RefundActionApi):
     )
     def post(self, request: Request, public_id: str) -> Response:
         case = self._party_case(request, public_id)
-        data = validated(RefundOfferIn, request.data)
+        data = validated(RefundOfferIn, request)
         services.refund_offer(case=case, actor=viewer(request), amount=data["amount"])
         return Response(_detail(request, public_id))
 
@@ -258,7 +258,7 @@ class RefundRejectApi(RefundActionApi):
     )
     def post(self, request: Request, public_id: str) -> Response:
         case = self._party_case(request, public_id)
-        data = validated(RefundRejectIn, request.data)
+        data = validated(RefundRejectIn, request)
         services.refund_reject(case=case, actor=viewer(request), reason=data["reason"])
         return Response(_detail(request, public_id))
 
@@ -339,7 +339,7 @@ class RefundShipReturnApi(RefundActionApi):
     )
     def post(self, request: Request, public_id: str) -> Response:
         case = self._party_case(request, public_id)
-        data = validated(RefundShipReturnIn, request.data)
+        data = validated(RefundShipReturnIn, request)
         services.refund_ship_return(
             case=case,
             actor=viewer(request),
@@ -381,7 +381,7 @@ class RefundMessagesApi(GenericAPIView):
     )
     def post(self, request: Request, public_id: str) -> Response:
         case = _case(request, public_id)
-        data = validated(RefundMessageIn, request.data)
+        data = validated(RefundMessageIn, request)
         message = services.refund_message_post(case=case, author=viewer(request), body=data["body"])
         return Response(
             OrderMessageOut(message, context={"order": case.order}).data,
@@ -430,7 +430,7 @@ class RefundEvidenceApi(GenericAPIView):
     )
     def post(self, request: Request, public_id: str) -> Response:
         case = _case(request, public_id)
-        data = validated(RefundEvidenceIn, request.data)
+        data = validated(RefundEvidenceIn, request)
         evidence = evidence_add(
             case=case, actor=viewer(request), upload=data["file"], kind=data["kind"]
         )

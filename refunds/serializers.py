@@ -16,7 +16,6 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from orders.api import AmountInField, StrictSerializer, UTCDateTimeField
-from orders.errors import ValidationFailed
 from orders.models import Event
 from orders.money import format_amount, format_optional_amount
 
@@ -79,39 +78,6 @@ class RefundEvidenceIn(serializers.Serializer):
     kind = serializers.ChoiceField(
         choices=[(k, k) for k in EVIDENCE_KINDS], required=False, allow_blank=True, default=""
     )
-
-
-def _flat_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """Serializer errors one level deep: `amount`, `items[1].quantity`."""
-    out: dict[str, list[str]] = {}
-    if isinstance(detail, Mapping):
-        for key, value in detail.items():
-            name = (
-                prefix
-                if key == NON_FIELD and prefix
-                else (f"{prefix}.{key}" if prefix else str(key))
-            )
-            for k, v in _flat_errors(value, name).items():
-                out.setdefault(k, []).extend(v)
-    elif isinstance(detail, list) and all(isinstance(item, str) for item in detail):
-        out.setdefault(prefix or NON_FIELD, []).extend(str(item) for item in detail)
-    elif isinstance(detail, list):
-        for index, item in enumerate(detail):
-            for k, v in _flat_errors(item, f"{prefix}[{index}]").items():
-                out.setdefault(k, []).extend(v)
-    elif detail:
-        out.setdefault(prefix or NON_FIELD, []).append(str(detail))
-    return out
-
-
-def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    """Valid input or a `validation_error` naming every field at fault."""
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        fields = _flat_errors(serializer.errors)
-        message = "; ".join(f"{name}: {msgs[0]}" for name, msgs in fields.items())
-        raise ValidationFailed(message or "Invalid input.", fields=fields)
-    return dict(serializer.validated_data)
 
 
 # --- output -----------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ Two paths, one meaning:
   statement: the claim (`id = ANY(ARRAY(SELECT id … ORDER BY deadline LIMIT n FOR UPDATE SKIP
   LOCKED))`), the UPDATE (`RETURNING` what the events need) and `INSERT INTO orders_event …
   SELECT … FROM moved` in data-modifying CTEs. Only the moved ids (and new states) come back.
-* everywhere else (SQLite under `make run`, a sweep declared with a legacy `group`, or an event
-  builder without an SQL twin) the portable ORM path: claim, one UPDATE per group of equal
+* everywhere else (SQLite under `make run`, or an event builder without an SQL twin) the
+  portable ORM path: claim, one UPDATE per group of equal
   values, `bulk_create` of the events built in Python.
 
 What a sweep sets is declared once (`Outcome`) and read by both paths, so they cannot drift;
@@ -45,12 +45,6 @@ def fsm_sources(model: type[models.Model], method: str) -> list[str]:
     """The states from which `model.method` is allowed, read off its @transition."""
     meta = getattr(getattr(model, method), "_django_fsm")  # noqa: B009
     return [str(source) for source in meta.transitions]
-
-
-# A function of the claimed rows (each a dict with "id" and the deadline) giving groups of ids
-# with the field values to set on them; the sweep issues one UPDATE per group. Legacy: a sweep
-# declared with `group` always takes the portable path (its values are opaque to the SQL one).
-Grouper = Callable[[list[dict[str, Any]]], Iterable[tuple[list[int], dict[str, Any]]]]
 
 
 # --- what a sweep sets --------------------------------------------------------------------------
@@ -111,14 +105,10 @@ class Sweep:
     extra_filter: models.Q | None = None
     # What the deadline is compared with: `now` itself, or now + lead (reminders fire early).
     lead: Any = None
-    group: Grouper | None = None
-    extra_columns: tuple[str, ...] = field(default_factory=tuple)
     # What the transition sets (both paths read it); empty for a flag-only sweep.
     outcomes: tuple[Outcome, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.group is not None and self.outcomes:
-            raise ImproperlyConfigured(f"sweep {self.name}: give `outcomes` or `group`, not both")
         for outcome in self.outcomes:
             for value in outcome.values.values():
                 if isinstance(value, PerLocalDay) and value.column != self.deadline:
@@ -419,18 +409,13 @@ def _orm_batch(
     sweep: Sweep, *, now: datetime, build_events: EventBuilder, batch_size: int
 ) -> list[Move]:
     when_columns = {k for o in sweep.outcomes for k in o.when}
-    columns = dict.fromkeys(
-        ["id", "state", sweep.deadline, *sweep.extra_columns, *sorted(when_columns)]
-    )
+    columns = dict.fromkeys(["id", "state", sweep.deadline, *sorted(when_columns)])
     rows = list(_claim(sweep, now, batch_size).values(*columns))
     if not rows:
         return []
-    if sweep.group:
-        groups = sweep.group(rows)
-    elif sweep.outcomes:
-        groups = _outcome_groups(sweep, rows)
-    else:
-        groups = [([r["id"] for r in rows], {})]
+    groups: Iterable[tuple[list[int], dict[str, Any]]] = (
+        _outcome_groups(sweep, rows) if sweep.outcomes else [([r["id"] for r in rows], {})]
+    )
     stamp = {"updated_at": now} if _has_field(sweep.model, "updated_at") else {}
     state_of = {r["id"]: r["state"] for r in rows}
     moved: list[Move] = []
@@ -451,7 +436,7 @@ def _orm_batch(
 
 def _sql_path(sweep: Sweep, build_events: EventBuilder) -> SqlEvents | None:
     connection = connections[router.db_for_write(sweep.model)]
-    if connection.vendor != "postgresql" or sweep.group is not None:
+    if connection.vendor != "postgresql":
         return None
     sql = getattr(build_events, "sql", None)
     return sql if isinstance(sql, SqlEvents) else None

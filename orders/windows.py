@@ -305,20 +305,19 @@ def filing_window(
     ``None`` when it cannot be computed yet (a problem reason before delivery); callers treat
     that as ``window_not_open`` with no date.
     """
-    if reason in CHANGE_OF_MIND_REASONS:
+    kind = filing_window_kind(reason)
+    if kind == "change_of_mind":
         return change_of_mind_window(
             placed_at=placed_at, delivered_at=delivered_at, return_policy=return_policy
         )
-    if reason == NOT_RECEIVED_REASON:
+    if kind == "not_received":
         return not_received_window(
             placed_at=placed_at,
             deliver_by=deliver_by,
             shipped_at=shipped_at,
             delivered_at=delivered_at,
         )
-    if reason in PROBLEM_REASONS:
-        return problem_window(delivered_at=delivered_at)
-    raise ValueError(f"unknown refund reason {reason!r}")
+    return problem_window(delivered_at=delivered_at)
 
 
 # --- case and dispute deadlines -------------------------------------------------------------

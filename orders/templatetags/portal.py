@@ -129,14 +129,6 @@ def duration_words(value: timedelta | None) -> str:
     return windows.duration_words(value)
 
 
-@register.filter
-def get_item(mapping: dict, key: object) -> object:
-    """`mapping|get_item:key` for dicts the view built (errors per field, options per reason)."""
-    if not mapping:
-        return None
-    return mapping.get(key)
-
-
 FIELD_TEMPLATE = "orders/partials/field.html"
 # Blank fields of forms whose blank rendering never changes, rendered once per process.
 _blank_fields: dict[tuple[object, ...], SafeString] = {}

@@ -144,7 +144,7 @@ class DisputeEvidenceOut(serializers.Serializer):
         return _author_role(evidence.uploaded_by_id, self.context["dispute"])
 
     @extend_schema_field(OpenApiTypes.URI)
-    def get_url(self, evidence: Evidence) -> str | None:
+    def get_url(self, evidence: Evidence) -> str:
         return evidence_url(evidence)
 
 

@@ -26,7 +26,6 @@ class DisputeState(models.TextChoices):
 
 # Staff may decide from any of these (SPEC §6); the SLA clocks run only while in one of them.
 UNDECIDED_STATES = [DisputeState.OPEN, DisputeState.UNDER_REVIEW, DisputeState.INFO_REQUESTED]
-FINAL_STATES = [DisputeState.RESOLVED_BUYER, DisputeState.RESOLVED_SELLER, DisputeState.WITHDRAWN]
 
 
 class Party(models.TextChoices):
@@ -151,15 +150,8 @@ class Dispute(FSMModelMixin, TimeStamped):
         return str(self.public_id)[:8]
 
     @property
-    def is_decided(self) -> bool:
-        return self.state in (DisputeState.RESOLVED_BUYER, DisputeState.RESOLVED_SELLER)
-
-    @property
     def is_undecided(self) -> bool:
         return self.state in UNDECIDED_STATES
-
-    def is_target_passed(self, now: datetime | None = None) -> bool:
-        return self.is_undecided and (now or timezone.now()) > self.decision_target
 
     def is_due_passed(self, now: datetime | None = None) -> bool:
         return self.is_undecided and (now or timezone.now()) > self.decision_due

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.http import Http404
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from orders.models import Event, Message, User
 from refunds.models import Evidence, RefundCase
@@ -133,17 +133,9 @@ def dispute_case_evidence(*, dispute: Dispute) -> QuerySet[Evidence]:
     )
 
 
-EVIDENCE_URL_NAMES = ("refunds_files:evidence-download", "refunds:evidence-download")
-
-
-def evidence_url(evidence: Evidence) -> str | None:
-    """The permission-checked download view of the refunds app; None if it is not installed."""
-    for name in EVIDENCE_URL_NAMES:
-        try:
-            return reverse(name, kwargs={"evidence_id": evidence.public_id})
-        except NoReverseMatch:
-            continue
-    return None
+def evidence_url(evidence: Evidence) -> str:
+    """The refunds app's permission-checked download view of the file."""
+    return reverse("refunds_files:evidence-download", kwargs={"evidence_id": evidence.public_id})
 
 
 def dispute_events(*, dispute: Dispute) -> QuerySet[Event]:

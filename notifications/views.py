@@ -6,7 +6,6 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -14,6 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from orders.models import User
+from orders.paging import first_page_or_paginate
 
 from . import services
 from .catalog import KINDS, sample_payload
@@ -37,7 +37,7 @@ def _back(request: HttpRequest) -> HttpResponseRedirect:
 def notification_list(request: HttpRequest) -> HttpResponse:
     unread_only = request.GET.get("unread") == "1"
     notifications = notification_list_for_user(user=request.user, unread_only=unread_only)
-    page = Paginator(notifications, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = first_page_or_paginate(notifications, request.GET.get("page"), PAGE_SIZE)
     items = notifications_with_headlines(notifications=page.object_list, user=request.user)
     return render(
         request,

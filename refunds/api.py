@@ -42,7 +42,6 @@ from .selectors import (
     ACTION_PARTY,
     refund_case_read,
     refund_evidence,
-    refund_get_for_user,
     refund_items_read,
     refund_list_for_user,
     refund_messages,
@@ -66,7 +65,7 @@ TAGS = ["refunds"]
 
 
 def _case(request: Request, public_id: Any) -> RefundCase:
-    return refund_get_for_user(user=viewer(request), public_id=public_id)
+    return refund_case_read(user=viewer(request), public_id=public_id)
 
 
 def _detail(request: Request, public_id: Any) -> dict[str, Any]:

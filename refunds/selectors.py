@@ -80,23 +80,10 @@ def _uuid_or_404(value: Any, what: str) -> uuid.UUID:
         raise Http404(f"No such {what}.") from exc
 
 
-def refund_get_for_user(*, user: Any, public_id: Any, related: tuple[str, ...] = ()) -> RefundCase:
-    """`related`: further relations to join in the same query (e.g. the reverse one-to-one
-    "dispute" of the app above, which this app names but does not import)."""
-    key = _uuid_or_404(public_id, "refund case")
-    qs = refund_list_for_user(user=user)
-    if related:
-        qs = qs.select_related(*related)
-    try:
-        return qs.get(public_id=key)
-    except RefundCase.DoesNotExist as exc:
-        raise Http404("No such refund case.") from exc
-
-
 def refund_case_read(*, user: Any, public_id: Any, message_count: bool = False) -> RefundCase:
-    """`refund_get_for_user(..., related=("dispute",))` as the case page and the API detail
-    read it, in SQL: the case with its order, shop, buyer and dispute (public id; or known to
-    be absent), one query; 404 for a case the user may not see. `message_count=True` also
+    """One case as the case page and the API read it, in SQL, with `refund_list_for_user`'s
+    visibility: the case with its order, shop, buyer and dispute (public id; or known to be
+    absent), one query; 404 for a case the user may not see. `message_count=True` also
     sets `case.message_count` (the order thread's size, as `refund_list_for_user` annotates).
     The items are `refund_items_read`."""
     key = _uuid_or_404(public_id, "refund case")

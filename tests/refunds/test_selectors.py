@@ -12,8 +12,8 @@ from django.utils import timezone
 from refunds import services
 from refunds.selectors import (
     refund_available_actions,
+    refund_case_read,
     refund_filing_options,
-    refund_get_for_user,
     refund_list_for_user,
 )
 from tests.orders.factories import OrderFactory, delivered
@@ -47,9 +47,9 @@ def test_each_party_sees_their_own_cases(buyer, seller, other_buyer, other_selle
 
 def test_a_case_the_user_may_not_see_is_not_found(other_buyer, case):
     with pytest.raises(Http404):
-        refund_get_for_user(user=other_buyer, public_id=case.public_id)
+        refund_case_read(user=other_buyer, public_id=case.public_id)
     with pytest.raises(Http404):
-        refund_get_for_user(user=other_buyer, public_id="nonsense")
+        refund_case_read(user=other_buyer, public_id="nonsense")
 
 
 def test_requested_seller_may_answer_until_respond_by(buyer, seller, staff, case):

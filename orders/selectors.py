@@ -67,8 +67,10 @@ _CARD_ORDER = Shape(
         "status",
     ),
 )
-_CARD_SHOP = Shape(Shop, "s", ("id", "owner_id", "slug", "name"))
-_CARD_BUYER = Shape(User, "b", ("id", "email", "name"))
+# An order's shop as pages show and link it, and its buyer as `display_name` reads them (the
+# refunds app's case read joins the same two).
+SHOP_SHAPE = Shape(Shop, "s", ("id", "owner_id", "slug", "name"))
+BUYER_SHAPE = Shape(User, "b", ("id", "email", "name"))
 
 
 class OrderCards:
@@ -101,10 +103,10 @@ class OrderCards:
         if not isinstance(key, slice) or key.step is not None or key.stop is None:
             raise TypeError("OrderCards takes a slice with an end and no step")
         start = key.start or 0
-        shapes = [_CARD_ORDER, _CARD_SHOP]
+        shapes = [_CARD_ORDER, SHOP_SHAPE]
         joins = self._from
         if self.role == "seller":
-            shapes.append(_CARD_BUYER)
+            shapes.append(BUYER_SHAPE)
             joins += f' JOIN "{User._meta.db_table}" AS b ON b."id" = o."buyer_id"'
         sql = (
             f"SELECT {columns(*shapes)} FROM {joins} WHERE {self._where} "  # noqa: S608

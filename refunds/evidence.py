@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from orders.errors import NotAllowed, ValidationFailed
 from orders.models import User
+from orders.selectors import order_role
 
 from .events import event_evidence_added
 from .models import Evidence, RefundCase
@@ -116,14 +117,6 @@ def _size(upload: Any) -> int:
     return int(size)
 
 
-def _actor_role(case: RefundCase, actor: User) -> str:
-    if case.order.buyer_id == actor.pk:
-        return "buyer"
-    if case.order.shop.owner_id == actor.pk:
-        return "seller"
-    return "staff" if actor.is_staff else "other"
-
-
 @transaction.atomic
 def evidence_add(
     *, case: RefundCase, actor: User, upload: Any, for_dispute: bool = False, kind: str = ""
@@ -132,7 +125,7 @@ def evidence_add(
     # The case lock (order first, then case) serialises uploads, so two at once cannot both
     # be the tenth file.
     case = case_lock(case)
-    role = _actor_role(case, actor)
+    role = order_role(order=case.order, user=actor)
     if role == "other":
         raise NotAllowed("Only the buyer, the seller and staff can add files to this case.")
     kind = (kind or "").strip().lower()

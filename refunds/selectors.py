@@ -25,6 +25,7 @@ from django_fsm import can_proceed
 
 from orders import windows
 from orders.models import Event, Message, Order, OrderItem, Shop, User
+from orders.selectors import BUYER_SHAPE, SHOP_SHAPE, order_role
 from orders.sql import Shape, columns, prep, select
 
 from .models import OPEN_STATES, Evidence, Reason, RefundCase, RefundItem
@@ -91,7 +92,7 @@ def refund_case_read(*, user: Any, public_id: Any, message_count: bool = False) 
         raise Http404("No such refund case.")
     to_dispute = RefundCase._meta.get_field("dispute")
     dispute_model = to_dispute.related_model
-    shapes = (_PAGE_CASE_SHAPE, _PAGE_ORDER_SHAPE, _PAGE_SHOP_SHAPE, _PAGE_BUYER_SHAPE)
+    shapes = (_PAGE_CASE_SHAPE, _PAGE_ORDER_SHAPE, SHOP_SHAPE, BUYER_SHAPE)
     dispute = _dispute_shape()
     thread, params = "", []
     if message_count:
@@ -165,17 +166,11 @@ _PAGE_CASE_SHAPE = Shape(
     RefundCase, "c", tuple(f.attname for f in RefundCase._meta.concrete_fields)
 )
 _PAGE_ORDER_SHAPE = Shape(Order, "o", tuple(f.attname for f in Order._meta.concrete_fields))
-_PAGE_SHOP_SHAPE = Shape(Shop, "s", ("id", "owner_id", "slug", "name"))
-_PAGE_BUYER_SHAPE = Shape(User, "b", ("id", "email", "name"))
 
 
 def refund_role(*, case: RefundCase, user: Any) -> str:
-    """The viewer's part in the case: buyer, seller, staff or other."""
-    if case.order.buyer_id == user.pk:
-        return "buyer"
-    if case.order.shop.owner_id == user.pk:
-        return "seller"
-    return "staff" if user.is_staff else "other"
+    """The viewer's part in the case (its order's): buyer, seller, staff or other."""
+    return order_role(order=case.order, user=user)
 
 
 # --- reads of the case page and the order list, in SQL (orders/sql.py says why) -----------------
@@ -297,8 +292,7 @@ def refund_cases_for_orders(*, order_ids: list[int]) -> dict[int, list[RefundCas
         return by_order
     to_dispute = RefundCase._meta.get_field("dispute")
     dispute_model = to_dispute.related_model
-    case = _CARD_CASE_SHAPE
-    dispute = Shape(dispute_model, "d", ("id", "public_id"))  # type: ignore[arg-type]
+    case, dispute = _CARD_CASE_SHAPE, _dispute_shape()
     marks = ", ".join(["%s"] * len(order_ids))
     for row_case, row_dispute in select(
         f"SELECT {columns(case, dispute)} "  # noqa: S608

@@ -29,6 +29,7 @@ from orders.errors import (
 )
 from orders.models import Message, Order, OrderStatus, Payout, User
 from orders.money import parse_amount_field
+from orders.selectors import order_role
 from orders.services import message_post_on_order, order_lock, payout_create
 
 from .events import event_case
@@ -179,18 +180,10 @@ def _lock_case(case: RefundCase | str | UUID) -> RefundCase:
     return locked
 
 
-def _role(case: RefundCase, user: User) -> str:
-    if case.order.buyer_id == user.pk:
-        return "buyer"
-    if case.order.shop.owner_id == user.pk:
-        return "seller"
-    return "staff" if user.is_staff else "other"
-
-
 def _require_party(case: RefundCase, actor: User, party: str) -> None:
     """Who may act is answered before what they sent is judged: a wrong party gets 403, not a
     400 about a body they should never have sent (the locked transition checks again)."""
-    if _role(case, actor) != party:
+    if order_role(order=case.order, user=actor) != party:
         raise NotAllowed(f"Only the {party} can do that on this case.")
 
 
@@ -206,9 +199,7 @@ def _transition(
     **kwargs: Any,
 ) -> RefundCase:
     case = _lock_case(case)
-    role = _role(case, actor)
-    if role != party:
-        raise NotAllowed(f"Only the {party} can do that on this case.")
+    _require_party(case, actor, party)
     bound = getattr(case, method)
     if not can_proceed(bound):
         raise InvalidTransition(

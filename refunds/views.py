@@ -25,6 +25,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.files import File
 from django.db import transaction
+from django.db.models import prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -697,7 +698,7 @@ def refund_details(request: HttpRequest, number: str) -> HttpResponse:
     if not draft.get("reason"):
         messages.info(request, "First choose why you want a refund.")
         return redirect("refund-start", number=order.number)
-    order = Order.objects.prefetch_related("items").select_related("shop").get(pk=order.pk)
+    prefetch_related_objects([order], "items")  # shop and buyer came with it
     file_errors: list[str] = []
     if request.method == "POST":
         form = DetailsForm(request.POST, order=order)
@@ -779,7 +780,7 @@ def refund_review(request: HttpRequest, number: str) -> HttpResponse:
         return redirect("refund-start", number=order.number)
     if not draft.get("amount"):
         return redirect("refund-details", number=order.number)
-    order = Order.objects.prefetch_related("items").select_related("shop").get(pk=order.pk)
+    prefetch_related_objects([order], "items")  # shop and buyer came with it
     error = ""
     now = timezone.now()
     if request.method == "POST":
@@ -1198,6 +1199,6 @@ def case_slip(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
         {
             "case": case,
             "order": case.order,
-            "items": list(case.items.all()),
+            "items": refund_items_read(case=case),
         },
     )

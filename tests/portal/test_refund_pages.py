@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -10,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from orders.models import Message
+from refunds import services as refund_services
 from refunds.models import Evidence, RefundCase, State
 from tests.orders.factories import OrderFactory
 from tests.portal.conftest import client_for, delivered_order, file_case, png_upload
@@ -301,3 +303,36 @@ def test_an_old_pending_step_deadline_still_shows_as_passed(buyer, seller):
     text = visible_text(client_for(seller).get(f"/refunds/{case.public_id}/"))
     assert "ended 1 h 0 min ago" in text or "ended 59 min ago" in text
     assert "Accept and refund" not in text  # past the deadline only the system may move it
+
+
+def test_the_slip_lists_every_item_at_the_cost_of_one(buyer, seller):
+    def slip_with(lines):  # a return case asking for `lines` different order lines
+        order = delivered_order(
+            buyer,
+            seller,
+            items=[(f"SKU-{i}", f"Item {i}", 1, Decimal("10.00")) for i in range(lines)],
+        )
+        items = [
+            refund_services.ItemRequest(order_item_id=line.pk, quantity=1)
+            for line in order.items.order_by("id")
+        ]
+        case = refund_services.refund_request(
+            order=order,
+            buyer=buyer,
+            reason="not_as_described",
+            amount=f"{10 * lines}.00",
+            return_item=True,
+            items=items,
+            description="Broken.",
+            now=timezone.now(),
+        )
+        refund_services.refund_accept(case=case, actor=seller)
+        client, url = client_for(buyer), f"/refunds/{case.public_id}/slip/"
+        return visible_text(client.get(url)), queries_for(client, url)
+
+    one, one_queries = slip_with(1)
+    three, three_queries = slip_with(3)
+
+    assert "Item 0" in one
+    assert all(f"Item {i}" in three for i in range(3))
+    assert three_queries == one_queries

@@ -35,12 +35,12 @@ from orders.errors import ValidationFailed
 from orders.models import Message
 from orders.money import format_optional_amount
 from refunds.models import Evidence
+from refunds.selectors import refund_case_read
 
 from . import services
 from .models import Dispute, DisputeMessage, DisputeState, Party
 from .selectors import (
     dispute_actions,
-    dispute_case_get_for_user,
     dispute_evidence,
     dispute_get_for_user,
     dispute_list_for_user,
@@ -332,7 +332,7 @@ class DisputeListCreateApi(GenericAPIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(DisputeOpenIn, request)
-        case = dispute_case_get_for_user(user=viewer(request), public_id=data["refund"])
+        case = refund_case_read(user=viewer(request), public_id=data["refund"])
         dispute = services.dispute_open(
             case=case,
             buyer=viewer(request),

@@ -14,7 +14,7 @@ from django.http import Http404
 from django.urls import reverse
 
 from orders.models import Event, Message, User
-from refunds.models import Evidence, RefundCase
+from refunds.models import Evidence
 
 from .models import UNDECIDED_STATES, Dispute, DisputeMessage, DisputeState
 
@@ -98,17 +98,6 @@ def dispute_get_for_user(*, user: User, public_id: UUID | str) -> Dispute:
         return dispute_list_for_user(user=user).get(public_id=UUID(str(public_id)))
     except (Dispute.DoesNotExist, ValueError) as exc:
         raise Http404("No such dispute.") from exc
-
-
-def dispute_case_get_for_user(*, user: User, public_id: UUID | str) -> RefundCase:
-    """The refund case a dispute is opened on, as the user may see it (else 404)."""
-    qs = RefundCase.objects.select_related("order", "order__shop", "order__buyer")
-    if not user.is_staff:
-        qs = qs.filter(Q(order__buyer=user) | Q(order__shop__owner=user))
-    try:
-        return qs.get(public_id=UUID(str(public_id)))
-    except (RefundCase.DoesNotExist, ValueError) as exc:
-        raise Http404("No such refund case.") from exc
 
 
 def dispute_transcript(*, dispute: Dispute) -> QuerySet[Message]:

@@ -28,7 +28,7 @@ from orders.throttling import throttle_post
 from orders.views import render_page
 from refunds.models import DISPUTABLE_REASONS, RefundCase
 from refunds.models import State as CaseState
-from refunds.selectors import refund_list_for_user
+from refunds.selectors import refund_case_read, refund_list_for_user
 from refunds.views import timeline_rows
 
 from . import services
@@ -43,7 +43,6 @@ from .models import UNDECIDED_STATES, Dispute, DisputeState
 from .selectors import (
     dispute_actions,
     dispute_case_evidence,
-    dispute_case_get_for_user,
     dispute_events,
     dispute_evidence,
     dispute_get_for_user,
@@ -86,10 +85,11 @@ def _why_not(case: RefundCase, now: Any) -> str:
 def dispute_new(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
     """The dispute form of SPEC §6; the files are attached right after the dispute opens."""
     user = _user(request)
-    case = dispute_case_get_for_user(user=user, public_id=case_id)
+    # The case with its dispute joined (one query): `existing` and `_why_not` read it.
+    case = refund_case_read(user=user, public_id=case_id)
     if case.order.buyer_id != user.pk:
         raise PermissionDenied("Only the buyer can open a dispute.")
-    existing = Dispute.objects.filter(case=case).first()
+    existing = getattr(case, "dispute", None)
     if existing is not None:
         return redirect("dispute-detail", dispute_id=existing.public_id)
     full = _full_amount(case)

@@ -280,9 +280,7 @@ def render_email(context: dict[str, Any]) -> Rendered:
     autoescaping off, since HTML entities would only garble a text email.
     """
     kind = context["kind"]
-    subject: str = render_to_string(_template_names(kind, "subject.txt"), context)
-    # One line, no control characters: a header, never a place for injected headers.
-    subject = " ".join(subject.split())[:250]
+    subject = _render_subject(context)
     text: str = render_to_string(_template_names(kind, "txt"), context)
     # Template tags leave blank lines and indentation behind; a text email wants neither.
     text = _BLANK_LINES.sub("\n\n", "\n".join(line.strip() for line in text.splitlines()))
@@ -291,24 +289,14 @@ def render_email(context: dict[str, Any]) -> Rendered:
     return Rendered(subject=subject, text=text, html=html)
 
 
-def notification_render(*, notification: Notification) -> Rendered:
-    return render_email(
-        notification_context(
-            kind=notification.kind,
-            role=notification.role,
-            payload=notification.event.payload,
-            link=notification.link,
-            recipient=notification.recipient,
-            event=notification.event,
-        )
-    )
+def _render_subject(context: dict[str, Any]) -> str:
+    subject = render_to_string(_template_names(context["kind"], "subject.txt"), context)
+    # One line, no control characters: a header, never a place for injected headers.
+    return " ".join(subject.split())[:250]
 
 
-def notification_headline(*, notification: Notification) -> str:
-    """The subject shown in the portal: the one sent, or (not sent yet) rendered now."""
-    if notification.subject:
-        return notification.subject
-    context = notification_context(
+def _context_of(notification: Notification) -> dict[str, Any]:
+    return notification_context(
         kind=notification.kind,
         role=notification.role,
         payload=notification.event.payload,
@@ -316,8 +304,17 @@ def notification_headline(*, notification: Notification) -> str:
         recipient=notification.recipient,
         event=notification.event,
     )
-    subject = render_to_string(_template_names(notification.kind, "subject.txt"), context)
-    return " ".join(subject.split())[:250]
+
+
+def notification_render(*, notification: Notification) -> Rendered:
+    return render_email(_context_of(notification))
+
+
+def notification_headline(*, notification: Notification) -> str:
+    """The subject shown in the portal: the one sent, or (not sent yet) rendered now."""
+    if notification.subject:
+        return notification.subject
+    return _render_subject(_context_of(notification))
 
 
 def template_exists(kind: str) -> bool:

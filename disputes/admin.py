@@ -38,6 +38,7 @@ from .models import UNDECIDED_STATES, Dispute, DisputeState, Party
 from .selectors import (
     DISPUTE_RELATED,
     SLA_ORDERING,
+    dispute_author_role,
     dispute_can_decide_now,
     dispute_events,
     dispute_messages,
@@ -132,15 +133,6 @@ def _when(instant: datetime | None) -> str:
     return windows.format_both(instant, timezone.get_current_timezone_name())
 
 
-def _author_role(author_id: int, dispute: Dispute) -> str:
-    order = dispute.case.order
-    if author_id == order.buyer_id:
-        return "buyer"
-    if author_id == order.shop.owner_id:
-        return "seller"
-    return "staff"
-
-
 def _thread(rows: list[Any], dispute: Dispute) -> SafeString:
     if not rows:
         return mark_safe("<p>—</p>")
@@ -151,7 +143,12 @@ def _thread(rows: list[Any], dispute: Dispute) -> SafeString:
             '<tr><td style="white-space:nowrap">{}</td><td><strong>{}</strong> ({})</td>'
             '<td style="white-space:pre-wrap">{}</td></tr>',
             (
-                (_when(m.created_at), str(m.author), _author_role(m.author_id, dispute), m.body)
+                (
+                    _when(m.created_at),
+                    str(m.author),
+                    dispute_author_role(m.author_id, dispute),
+                    m.body,
+                )
                 for m in rows
             ),
         ),
@@ -404,7 +401,7 @@ class DisputeAdmin(ReadOnlyAdmin):
                         "dispute" if e.for_dispute else "refund request",
                         e.kind or "—",
                         str(e.uploaded_by),
-                        _author_role(e.uploaded_by_id, dispute),
+                        dispute_author_role(e.uploaded_by_id, dispute),
                         _when(e.created_at),
                     )
                     for e in files

@@ -41,6 +41,7 @@ from . import services
 from .models import Dispute, DisputeMessage, DisputeState, Party
 from .selectors import (
     dispute_actions,
+    dispute_author_role,
     dispute_evidence,
     dispute_get_for_user,
     dispute_list_for_user,
@@ -101,15 +102,6 @@ class DisputeAuthorOut(serializers.Serializer):
     name = serializers.CharField()
 
 
-def _author_role(author_id: int, dispute: Dispute) -> str:
-    order = dispute.case.order
-    if author_id == order.buyer_id:
-        return "buyer"
-    if author_id == order.shop.owner_id:
-        return "seller"
-    return "staff"
-
-
 class DisputeMessageOut(serializers.Serializer):
     id = serializers.UUIDField(source="public_id")
     author = serializers.SerializerMethodField()
@@ -120,13 +112,13 @@ class DisputeMessageOut(serializers.Serializer):
     @extend_schema_field(DisputeAuthorOut)
     def get_author(self, message: DisputeMessage | Message) -> dict[str, str]:
         # Staff speak for the marketplace, not as a named person.
-        if _author_role(message.author_id, self.context["dispute"]) == "staff":
+        if dispute_author_role(message.author_id, self.context["dispute"]) == "staff":
             return {"name": "Marketplace staff"}
         return {"name": message.author.display_name}
 
     @extend_schema_field(serializers.ChoiceField(choices=ROLE_CHOICES))
     def get_role(self, message: DisputeMessage | Message) -> str:
-        return _author_role(message.author_id, self.context["dispute"])
+        return dispute_author_role(message.author_id, self.context["dispute"])
 
 
 class DisputeEvidenceOut(serializers.Serializer):
@@ -141,7 +133,7 @@ class DisputeEvidenceOut(serializers.Serializer):
 
     @extend_schema_field(serializers.ChoiceField(choices=ROLE_CHOICES))
     def get_uploaded_by(self, evidence: Evidence) -> str:
-        return _author_role(evidence.uploaded_by_id, self.context["dispute"])
+        return dispute_author_role(evidence.uploaded_by_id, self.context["dispute"])
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, evidence: Evidence) -> str:

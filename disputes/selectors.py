@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from orders.models import Event, Message, User
 from refunds.models import Evidence
+from refunds.selectors import refund_evidence, refund_messages
 
 from .models import UNDECIDED_STATES, Dispute, DisputeMessage, DisputeState
 
@@ -62,6 +63,16 @@ def dispute_role_of(*, dispute: Dispute, user: User) -> str:
     return "staff" if user.is_staff and user.is_active else "other"
 
 
+def dispute_author_role(author_id: int, dispute: Dispute) -> str:
+    """Who wrote or uploaded something on the dispute: buyer, seller, or else staff."""
+    order = dispute.case.order
+    if author_id == order.buyer_id:
+        return "buyer"
+    if author_id == order.shop.owner_id:
+        return "seller"
+    return "staff"
+
+
 def dispute_can_decide_now(*, dispute: Dispute, now: datetime) -> bool:
     """Once the seller has made a statement or its 48 h have passed (SPEC §6)."""
     return dispute.seller_statement_at is not None or now > dispute.statement_by
@@ -102,7 +113,7 @@ def dispute_get_for_user(*, user: User, public_id: UUID | str) -> Dispute:
 
 def dispute_transcript(*, dispute: Dispute) -> QuerySet[Message]:
     """The buyer-seller thread of the order, attached to the dispute automatically (SPEC §6)."""
-    return Message.objects.filter(order_id=dispute.case.order_id).select_related("author")
+    return refund_messages(case=dispute.case)
 
 
 def dispute_messages(*, dispute: Dispute) -> QuerySet[DisputeMessage]:
@@ -110,16 +121,12 @@ def dispute_messages(*, dispute: Dispute) -> QuerySet[DisputeMessage]:
 
 
 def dispute_evidence(*, dispute: Dispute) -> QuerySet[Evidence]:
-    return Evidence.objects.filter(case_id=dispute.case_id, for_dispute=True).select_related(
-        "uploaded_by"
-    )
+    return refund_evidence(case=dispute.case, for_dispute=True)
 
 
 def dispute_case_evidence(*, dispute: Dispute) -> QuerySet[Evidence]:
     """The files filed with the refund request itself (the case's own allowance)."""
-    return Evidence.objects.filter(case_id=dispute.case_id, for_dispute=False).select_related(
-        "uploaded_by"
-    )
+    return refund_evidence(case=dispute.case, for_dispute=False)
 
 
 def evidence_url(evidence: Evidence) -> str:

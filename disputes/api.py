@@ -34,6 +34,7 @@ from orders.api import (
 from orders.errors import ValidationFailed
 from orders.models import Message
 from orders.money import format_optional_amount
+from refunds.evidence import EVIDENCE_KINDS
 from refunds.models import Evidence
 from refunds.selectors import refund_case_read
 
@@ -52,7 +53,6 @@ from .selectors import (
 )
 
 ROLE_CHOICES = ["buyer", "seller", "staff"]
-EVIDENCE_KINDS = ["receipt", "shipping", "chat", "photo", "other"]
 
 
 # --- input serializers --------------------------------------------------------------------------
@@ -92,7 +92,7 @@ class DisputeDecideIn(StrictSerializer):
 
 class DisputeEvidenceIn(serializers.Serializer):
     file = serializers.FileField(help_text="JPEG, PNG, WebP or PDF, at most 10 MB.")
-    kind = serializers.ChoiceField(choices=EVIDENCE_KINDS, required=False, default="other")
+    kind = serializers.ChoiceField(choices=list(EVIDENCE_KINDS), required=False, default="other")
 
 
 # --- output serializers -------------------------------------------------------------------------

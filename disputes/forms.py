@@ -78,14 +78,6 @@ class StatementForm(PortalForm):
     )
 
 
-class DisputeMessageForm(PortalForm):
-    blank_is_static = True
-
-    body = forms.CharField(
-        label="Your message", max_length=5000, widget=forms.Textarea(attrs={"rows": 3})
-    )
-
-
 class DisputeEvidenceForm(PortalForm):
     blank_is_static = True
 

@@ -26,6 +26,7 @@ from orders.models import User
 from orders.money import format_amount
 from orders.throttling import throttle_post
 from orders.views import render_page
+from refunds.forms import CaseMessageForm
 from refunds.models import DISPUTABLE_REASONS, RefundCase
 from refunds.models import State as CaseState
 from refunds.selectors import refund_case_read, refund_list_for_user
@@ -35,7 +36,6 @@ from . import services
 from .forms import (
     DISPUTE_FILE_KINDS,
     DisputeEvidenceForm,
-    DisputeMessageForm,
     DisputeOpenForm,
     StatementForm,
 )
@@ -192,7 +192,7 @@ def _dispute_page(
             skip=frozenset({"refund.escalated", "refund.dispute_resolved"}),
         ),
         "statement_form": forms.get("statement") or StatementForm(),
-        "message_form": forms.get("message") or DisputeMessageForm(),
+        "message_form": forms.get("message") or CaseMessageForm(),
         "evidence_form": forms.get("evidence") or DisputeEvidenceForm(),
         "action_error": action_error,
         "statement_open": dispute.seller_statement_at is None and now <= dispute.statement_by,
@@ -238,7 +238,7 @@ def dispute_statement(request: HttpRequest, dispute_id: uuid.UUID) -> HttpRespon
 @throttle_post("messages")
 def dispute_message(request: HttpRequest, dispute_id: uuid.UUID) -> HttpResponse:
     dispute = _dispute_for(request, dispute_id)
-    form = DisputeMessageForm(request.POST)
+    form = CaseMessageForm(request.POST)
     answering = dispute.state == DisputeState.INFO_REQUESTED
     if form.is_valid():
         try:

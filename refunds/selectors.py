@@ -39,6 +39,15 @@ def _visible_to(user: Any) -> Q | None:
     return Q(order__buyer=user) | Q(order__shop__owner=user)
 
 
+def _thread_size_sql(case_table: str) -> str:
+    """A correlated COUNT of the messages on the order of the case row `case_table` names."""
+    order = Message._meta.get_field("order").column
+    return (
+        f'SELECT COUNT(*) FROM "{Message._meta.db_table}" AS thread_m '  # noqa: S608
+        f'WHERE thread_m."{order}" = {case_table}."{RefundCase._meta.get_field("order").column}"'
+    )
+
+
 def refund_list_for_user(*, user: Any, state: str | None = None) -> QuerySet[RefundCase]:
     """Cases the user may see, newest first, with what a list row shows already loaded.
 
@@ -51,11 +60,7 @@ def refund_list_for_user(*, user: Any, state: str | None = None) -> QuerySet[Ref
     # The thread's size as a plain correlated COUNT (0 for no messages): the same number as a
     # Coalesce(Subquery(Count)) annotation, without its query-building cost on every request.
     thread = RawSQL(  # noqa: S611 - table and column names from the models, no input
-        f'SELECT COUNT(*) FROM "{Message._meta.db_table}" AS thread_m '  # noqa: S608
-        f'WHERE thread_m."{Message._meta.get_field("order").column}" = '
-        f'"{RefundCase._meta.db_table}"."{RefundCase._meta.get_field("order").column}"',
-        (),
-        output_field=IntegerField(),
+        _thread_size_sql(f'"{RefundCase._meta.db_table}"'), (), output_field=IntegerField()
     )
     qs = (
         RefundCase.objects.select_related("order", "order__shop", "order__buyer")
@@ -96,10 +101,7 @@ def refund_case_read(*, user: Any, public_id: Any, message_count: bool = False) 
     dispute = _dispute_shape()
     thread, params = "", []
     if message_count:
-        thread = (
-            f', (SELECT COUNT(*) FROM "{Message._meta.db_table}" AS m '  # noqa: S608
-            'WHERE m."order_id" = c."order_id")'
-        )
+        thread = f", ({_thread_size_sql('c')})"
     params.append(prep(RefundCase, "public_id", key))
     visible = ""  # staff see every case
     if not user.is_staff:

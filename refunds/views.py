@@ -49,11 +49,11 @@ from orders.selectors import (
     payouts_for_order,
 )
 from orders.services import message_post_on_order, order_cancel_by_buyer, order_cancel_out_of_stock
-from orders.templatetags.portal import deadline_html
 from orders.throttling import throttle_post
 from orders.views import render_page
 
 from . import services
+from .badges import case_badge_html, order_badge_html, steps_html
 from .evidence import evidence_add
 from .forms import (
     EVIDENCE_HELP,
@@ -227,59 +227,6 @@ def _case_step(case: RefundCase, role: str, link: RowLinks) -> NextStep:
 # --- My orders ----------------------------------------------------------------------------------
 
 
-_ORDER_BADGES = {
-    OrderStatus.CANCELLED: '<span class="badge badge--bad">Cancelled</span>',
-    OrderStatus.DELIVERED: '<span class="badge badge--ok">Delivered</span>',
-    OrderStatus.SHIPPED: '<span class="badge badge--info">Shipped</span>',
-}
-
-
-def _case_badge_html(case: RefundCase) -> str:
-    """templates/refunds/partials/case_badge.html, for the rows of the order list."""
-    state = case.state
-    if state == State.REFUNDED:
-        return '<span class="badge badge--ok">Refunded</span>'
-    if state == State.REFUND_PENDING:
-        return '<span class="badge badge--ok">Refund approved</span>'
-    if state == State.CLOSED:
-        why = ""
-        if case.closed_reason:
-            why = f": {escape(str(case.get_closed_reason_display()).lower())}"
-        return f'<span class="badge badge--bad">Closed{why}</span>'
-    if state == State.ESCALATED:
-        return '<span class="badge badge--warn">In dispute</span>'
-    return f'<span class="badge badge--warn">{escape(case.get_state_display())}</span>'
-
-
-def _steps_html(steps: list[NextStep], viewer_zone: str, now: datetime) -> str:
-    """orders/partials/next_steps.html for the rows of the order list."""
-    out = []
-    for step in steps:
-        until = (
-            f'<span class="small">'
-            f"{deadline_html(step.until, 'Until', viewer_zone=viewer_zone, now=now)}</span>"
-            if step.until
-            else ""
-        )
-        button = ""
-        if step.url:
-            secondary = "" if step.tone in ("warn", "bad") else " button--secondary"
-            button = (
-                f'<a class="button button--small{secondary}" href="{escape(step.url)}">'
-                f"{escape(step.button)}</a>"
-            )
-        out.append(
-            f'\n<div class="next-step next-step--{escape(step.tone)}">\n'
-            f'  <div class="next-step__body">\n'
-            f'    <span class="next-step__what">{escape(step.text)}</span>\n'
-            f"    {until}\n"
-            f"  </div>\n"
-            f"  {button}\n"
-            f"</div>\n"
-        )
-    return "".join(out)
-
-
 def _order_card_html(
     row: OrderRow,
     items: list[tuple[int, str]],
@@ -291,8 +238,8 @@ def _order_card_html(
     each through nested template includes cost more than all the page's queries."""
     order = row.order
     currency = order.currency
-    badge = _ORDER_BADGES.get(order.status, '<span class="badge">Paid · not shipped</span>')
-    case_badge = _case_badge_html(row.open_case) if row.open_case is not None else ""
+    badge = order_badge_html(order)
+    case_badge = case_badge_html(row.open_case) if row.open_case is not None else ""
     items_text = ", ".join(f"{quantity} × {escape(title)}" for quantity, title in items)
     if row.role == "buyer":
         party = (
@@ -309,7 +256,7 @@ def _order_card_html(
     if row.steps:
         steps = (
             f'\n      <div class="order-card__actions">'
-            f"{_steps_html(row.steps, viewer_zone, now)}\n</div>\n    "
+            f"{steps_html(row.steps, viewer_zone=viewer_zone, now=now)}\n</div>\n    "
         )
     number = escape(order.number)
     detail_url = escape(link("order-detail", order.number))

@@ -18,7 +18,6 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 from rest_framework.views import APIView
 
 from orders.api import (
@@ -34,6 +33,7 @@ from orders.api import (
 from orders.errors import ValidationFailed
 from orders.models import Message
 from orders.money import format_optional_amount
+from orders.throttling import PostRateThrottle
 from refunds.evidence import EVIDENCE_KINDS
 from refunds.models import Evidence
 from refunds.selectors import refund_case_read
@@ -283,9 +283,7 @@ class DisputeListCreateApi(GenericAPIView):
     queryset = Dispute.objects.none()  # read per viewer in get()
     throttle_scope = "dispute_filing"
 
-    def get_throttles(self) -> list[BaseThrottle]:
-        # Filing is limited; reading the list is not.
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+    throttle_classes = [PostRateThrottle]
 
     def get_queryset(self) -> QuerySet[Dispute]:
         if getattr(self, "swagger_fake_view", False):
@@ -376,8 +374,7 @@ class DisputeMessagesApi(GenericAPIView):
     queryset = DisputeMessage.objects.none()  # read per dispute in get()
     throttle_scope = "messages"
 
-    def get_throttles(self) -> list[BaseThrottle]:
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+    throttle_classes = [PostRateThrottle]
 
     @extend_schema(
         operation_id="disputes_messages_list",
@@ -418,8 +415,7 @@ class DisputeEvidenceApi(GenericAPIView):
     queryset = Evidence.objects.none()  # read per dispute in get()
     throttle_scope = "uploads"
 
-    def get_throttles(self) -> list[BaseThrottle]:
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+    throttle_classes = [PostRateThrottle]
 
     @extend_schema(
         operation_id="disputes_evidence_list",

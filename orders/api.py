@@ -29,7 +29,6 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
-from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 from rest_framework.views import APIView
 
 from . import services, windows
@@ -38,6 +37,7 @@ from .models import Message, Order, OrderStatus, PaymentMethod, Payout, User
 from .money import MoneyError, format_amount, is_currency, parse_amount
 from .permissions import IsStaffOrMarketplace
 from .selectors import order_get_for_user, order_list_for_user
+from .throttling import PostRateThrottle
 
 NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
 # A marketplace clock a few minutes ahead is not an error; an order from the future is.
@@ -655,9 +655,7 @@ class OrderMessagesApi(GenericAPIView):
     queryset = Message.objects.none()  # the thread is read per order in get()
     throttle_scope = "messages"
 
-    def get_throttles(self) -> list[BaseThrottle]:
-        # Writing is limited; reading the thread is not.
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+    throttle_classes = [PostRateThrottle]
 
     @extend_schema(
         operation_id="orders_messages_list",

@@ -13,7 +13,17 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
+
+
+class PostRateThrottle(ScopedRateThrottle):
+    """An API view's `throttle_scope`, counted on POST only: writing is limited, reading (the
+    list or thread the same endpoint serves) is not."""
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if request.method != "POST":
+            return True
+        return super().allow_request(request, view)
 
 
 class PageThrottle(SimpleRateThrottle):

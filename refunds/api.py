@@ -20,7 +20,6 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 from rest_framework.views import APIView
 
 from orders.api import (
@@ -34,6 +33,7 @@ from orders.api import (
 from orders.errors import NotAllowed, ValidationFailed
 from orders.models import Message, Order
 from orders.selectors import order_get_for_user
+from orders.throttling import PostRateThrottle
 
 from . import services
 from .evidence import evidence_add
@@ -130,8 +130,7 @@ class RefundListCreateApi(GenericAPIView):
     filterset_class = RefundFilter
     throttle_scope = "refund_filing"
 
-    def get_throttles(self) -> list[BaseThrottle]:
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+    throttle_classes = [PostRateThrottle]
 
     def get_queryset(self) -> QuerySet[RefundCase]:
         if getattr(self, "swagger_fake_view", False):
@@ -356,8 +355,7 @@ class RefundMessagesApi(GenericAPIView):
     queryset = Message.objects.none()  # the thread is read per case in get()
     throttle_scope = "messages"
 
-    def get_throttles(self) -> list[BaseThrottle]:
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+    throttle_classes = [PostRateThrottle]
 
     @extend_schema(
         operation_id="refunds_messages_list",
@@ -393,8 +391,7 @@ class RefundEvidenceApi(GenericAPIView):
     queryset = Evidence.objects.none()  # read per case in get()
     throttle_scope = "uploads"
 
-    def get_throttles(self) -> list[BaseThrottle]:
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+    throttle_classes = [PostRateThrottle]
 
     @extend_schema(
         operation_id="refunds_evidence_list",

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
+from django_fsm import can_proceed
 
 from orders import windows
 from orders.admin import ReadOnlyAdmin
@@ -34,7 +35,7 @@ from orders.money import format_money
 from refunds.models import Evidence
 
 from . import services
-from .models import UNDECIDED_STATES, Dispute, DisputeState, Party
+from .models import UNDECIDED_STATES, Dispute, Party
 from .selectors import (
     DISPUTE_RELATED,
     SLA_ORDERING,
@@ -512,7 +513,7 @@ class DisputeAdmin(ReadOnlyAdmin):
     ) -> HttpResponse:
         links = []
         if obj is not None and obj.is_undecided and self.has_desk_permission(request):
-            if obj.state in (DisputeState.OPEN, DisputeState.UNDER_REVIEW):
+            if can_proceed(obj.request_info):
                 links.append(
                     {
                         "url": reverse("admin:disputes_dispute_request_info", args=[obj.pk]),

@@ -12,12 +12,13 @@ from uuid import UUID
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.http import Http404
 from django.urls import reverse
+from django_fsm import can_proceed
 
 from orders.models import Event, Message, User
 from refunds.models import Evidence
 from refunds.selectors import refund_evidence, refund_messages
 
-from .models import UNDECIDED_STATES, Dispute, DisputeMessage, DisputeState
+from .models import UNDECIDED_STATES, Dispute, DisputeMessage
 
 DISPUTE_RELATED = (
     "case",
@@ -86,10 +87,11 @@ def dispute_actions(*, dispute: Dispute, user: User, now: datetime) -> list[str]
         "statement": undecided and dispute.seller_statement_at is None,
         "message": undecided,
         "evidence": undecided,
-        "withdraw": undecided,
+        "withdraw": can_proceed(dispute.withdraw),
         "assign": undecided,
-        "start_review": dispute.state == DisputeState.OPEN,
-        "request_info": dispute.state in (DisputeState.OPEN, DisputeState.UNDER_REVIEW),
+        # The transitions' own source states (django-fsm), not a copy of them.
+        "start_review": can_proceed(dispute.start_review),
+        "request_info": can_proceed(dispute.request_info),
         "decide": undecided and dispute_can_decide_now(dispute=dispute, now=now),
     }
     return [action for action, roles in ACTION_ROLES.items() if role in roles and possible[action]]

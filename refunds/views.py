@@ -124,6 +124,20 @@ def _dispute_of(case: RefundCase) -> Any:
     return getattr(case, "dispute", None)
 
 
+def _buyer_can_cancel(order: Order, open_case: RefundCase | None, now: datetime) -> bool:
+    """An unshipped order, inside the instant-cancel window, with no refund case running."""
+    return (
+        order.status == OrderStatus.PAID
+        and now <= windows.instant_cancel_until(placed_at=order.placed_at)
+        and open_case is None
+    )
+
+
+def _seller_can_cancel(order: Order, open_case: RefundCase | None) -> bool:
+    """An unshipped order with no refund case running: out of stock, cancel and refund."""
+    return order.status == OrderStatus.PAID and open_case is None
+
+
 def _order_steps(
     order: Order,
     role: str,
@@ -135,12 +149,11 @@ def _order_steps(
     steps: list[NextStep] = []
     open_case = next((c for c in cases if c.state in OPEN_STATES), None)
     if role == "buyer":
-        cancel_until = windows.instant_cancel_until(placed_at=order.placed_at)
-        if order.status == OrderStatus.PAID and now <= cancel_until and open_case is None:
+        if _buyer_can_cancel(order, open_case, now):
             steps.append(
                 NextStep(
                     "Cancel for a full refund at once",
-                    cancel_until,
+                    windows.instant_cancel_until(placed_at=order.placed_at),
                     link("order-detail", order.number) + "#cancel",
                     "Cancel order",
                     "warn",
@@ -173,7 +186,7 @@ def _order_steps(
     elif role == "seller":
         if open_case is not None:
             steps.append(_case_step(open_case, role, link))
-        if order.status == OrderStatus.PAID and open_case is None:
+        if _seller_can_cancel(order, open_case):
             steps.append(
                 NextStep(
                     "Not shipped yet. Out of stock? Cancel it and the buyer is refunded at once.",
@@ -349,14 +362,9 @@ def _order_page(
         "thread": list(order.messages.select_related("author")),
         "payouts": list(payouts_for_order(order=order)),
         "message_form": message_form or OrderMessageForm(),
-        "can_cancel": role == "buyer"
-        and order.status == OrderStatus.PAID
-        and now <= cancel_until
-        and open_case is None,
+        "can_cancel": role == "buyer" and _buyer_can_cancel(order, open_case, now),
         "cancel_until": cancel_until,
-        "can_cancel_out_of_stock": role == "seller"
-        and order.status == OrderStatus.PAID
-        and open_case is None,
+        "can_cancel_out_of_stock": role == "seller" and _seller_can_cancel(order, open_case),
         "action_error": action_error,
     }
     return render_page(request, "orders/detail.html", context, nav="orders", status=status)

@@ -143,7 +143,3 @@ class ShipReturnForm(PortalForm):
         max_length=80,
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
-
-
-class ConfirmForm(PortalForm):
-    """Buttons with no input (accept, withdraw…): the form only carries their errors."""

@@ -49,6 +49,7 @@ from orders.selectors import (
     payouts_for_order,
 )
 from orders.services import message_post_on_order, order_cancel_by_buyer, order_cancel_out_of_stock
+from orders.templatetags.portal import both_zones
 from orders.throttling import throttle_post
 from orders.views import render_page
 
@@ -91,10 +92,6 @@ def _money(amount: Any, currency: str) -> str:
     return format_money(Decimal(str(amount)), currency)
 
 
-def _both(instant: datetime) -> str:
-    return windows.format_both(instant, timezone.get_current_timezone_name())
-
-
 # --- what a person can do now, per order -------------------------------------------------------
 
 
@@ -115,7 +112,7 @@ class OrderRow:
     role: str
     steps: list[NextStep] = field(default_factory=list)
     open_case: RefundCase | None = None
-    cases: list[RefundCase] = field(default_factory=list)
+    html: SafeString | str = ""  # the card, built by _order_card_html
 
 
 def _dispute_of(case: RefundCase) -> Any:
@@ -315,12 +312,9 @@ def order_list(request: HttpRequest) -> HttpResponse:
     link = RowLinks()
     rows = []
     for order in page_orders:
-        cases = case_lists[order.pk]
-        for case in cases:
-            case.order = order
-        steps, open_case = _order_steps(order, tab, cases, now, link)
-        row = OrderRow(order, tab, steps, open_case, cases)
-        row.html = _order_card_html(row, items[order.pk], viewer_zone, now, link)  # type: ignore[attr-defined]
+        steps, open_case = _order_steps(order, tab, case_lists[order.pk], now, link)
+        row = OrderRow(order, tab, steps, open_case)
+        row.html = _order_card_html(row, items[order.pk], viewer_zone, now, link)
         rows.append(row)
     return render_page(
         request, "orders/list.html", {"tab": tab, "rows": rows, "page": page}, nav="orders"
@@ -748,7 +742,7 @@ def refund_review(request: HttpRequest, number: str) -> HttpResponse:
             request.session.pop(_draft_key(order), None)
             messages.success(
                 request,
-                f"Refund request filed. {order.shop.name} has until {_both(case.respond_by)} "
+                f"Refund request filed. {order.shop.name} has until {both_zones(case.respond_by)} "
                 "to answer; with no answer by then it is accepted automatically.",
             )
             return redirect("case-detail", case_id=case.public_id)

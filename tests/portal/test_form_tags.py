@@ -9,7 +9,7 @@ from django.template.loader import get_template
 
 from orders.forms import ReturnPolicyForm
 from orders.templatetags import portal
-from refunds.forms import CaseMessageForm, ConfirmForm, EvidenceForm, ShipReturnForm
+from refunds.forms import CaseMessageForm, EvidenceForm, ShipReturnForm
 
 
 def by_tag(bound) -> str:
@@ -85,8 +85,8 @@ def test_form_errors_render_only_errors_that_belong_to_no_field():
     assert tag.render(Context({"f": CaseMessageForm(data={"body": "hi"})})) == ""
     assert tag.render(Context({"f": None})) == ""
 
-    # a button's form (no inputs) the view put a service's error on
-    button = ConfirmForm(data={})
+    # a valid form the view then put a service's error on
+    button = CaseMessageForm(data={"body": "hi"})
     assert button.is_valid()
     button.add_error(None, "The seller already answered.")
     html = tag.render(Context({"f": button}))

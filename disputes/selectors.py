@@ -16,7 +16,7 @@ from django_fsm import can_proceed
 
 from orders.models import Event, Message, User
 from refunds.models import Evidence
-from refunds.selectors import refund_evidence, refund_messages
+from refunds.selectors import refund_author_role, refund_evidence, refund_messages
 
 from .models import UNDECIDED_STATES, Dispute, DisputeMessage
 
@@ -66,12 +66,7 @@ def dispute_role_of(*, dispute: Dispute, user: User) -> str:
 
 def dispute_author_role(author_id: int, dispute: Dispute) -> str:
     """Who wrote or uploaded something on the dispute: buyer, seller, or else staff."""
-    order = dispute.case.order
-    if author_id == order.buyer_id:
-        return "buyer"
-    if author_id == order.shop.owner_id:
-        return "seller"
-    return "staff"
+    return refund_author_role(author_id, dispute.case)
 
 
 def dispute_can_decide_now(*, dispute: Dispute, now: datetime) -> bool:

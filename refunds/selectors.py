@@ -170,6 +170,15 @@ _PAGE_CASE_SHAPE = Shape(
 _PAGE_ORDER_SHAPE = Shape(Order, "o", tuple(f.attname for f in Order._meta.concrete_fields))
 
 
+def refund_author_role(author_id: Any, case: RefundCase) -> str:
+    """Who wrote, acted or uploaded on the case: buyer, seller, or else staff."""
+    if author_id == case.order.buyer_id:
+        return "buyer"
+    if author_id == case.order.shop.owner_id:
+        return "seller"
+    return "staff"
+
+
 def refund_role(*, case: RefundCase, user: Any) -> str:
     """The viewer's part in the case (its order's): buyer, seller, staff or other."""
     return order_role(order=case.order, user=user)

@@ -13,7 +13,6 @@ from typing import Any
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
-from rest_framework.settings import api_settings
 
 from orders.api import AmountInField, StrictSerializer, UTCDateTimeField
 from orders.models import Event
@@ -21,9 +20,13 @@ from orders.money import format_amount, format_optional_amount
 
 from .evidence import EVIDENCE_KINDS
 from .models import ClosedReason, Evidence, Reason, RefundCase, RefundItem, State
-from .selectors import CASE_ACTIONS, refund_available_actions, refund_role
+from .selectors import (
+    CASE_ACTIONS,
+    refund_author_role,
+    refund_available_actions,
+    refund_role,
+)
 
-NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
 _UTC = UTCDateTimeField()
 
 
@@ -138,13 +141,33 @@ def actor_out(event: Event, case: RefundCase) -> dict[str, str] | None:
     if event.actor_id is None:
         return None
     assert event.actor is not None
-    if event.actor_id == case.order.buyer_id:
-        role = "buyer"
-    elif event.actor_id == case.order.shop.owner_id:
-        role = "seller"
-    else:
-        role = "staff"
-    return {"name": event.actor.display_name, "role": role}
+    return {"name": event.actor.display_name, "role": refund_author_role(event.actor_id, case)}
+
+
+def items_out(items: Any, currency: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "sku": item.order_item.sku,
+            "title": item.order_item.title,
+            "quantity": item.quantity,
+            "unit_price": format_amount(item.order_item.unit_price, currency),
+        }
+        for item in items
+    ]
+
+
+def timeline_out(events: list[Event], case: RefundCase) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": e.kind,
+            "from_state": e.from_state,
+            "to_state": e.to_state,
+            "actor": actor_out(e, case),
+            "note": e.note,
+            "at": _UTC.to_representation(e.created_at),
+        }
+        for e in events
+    ]
 
 
 class RefundOut(serializers.Serializer):
@@ -216,15 +239,7 @@ class RefundOut(serializers.Serializer):
 
     @extend_schema_field(RefundItemOut(many=True))
     def get_items(self, case: RefundCase) -> list[dict[str, Any]]:
-        return [
-            {
-                "sku": item.order_item.sku,
-                "title": item.order_item.title,
-                "quantity": item.quantity,
-                "unit_price": format_amount(item.order_item.unit_price, case.currency),
-            }
-            for item in case.items.all()
-        ]
+        return items_out(case.items.all(), case.currency)
 
     @extend_schema_field(serializers.ChoiceField(choices=["buyer", "seller", "staff"]))
     def get_role(self, case: RefundCase) -> str:
@@ -239,18 +254,7 @@ class RefundOut(serializers.Serializer):
 
     @extend_schema_field(RefundEventOut(many=True))
     def get_timeline(self, case: RefundCase) -> list[dict[str, Any]]:
-        events = self.context["timelines"].get(case.public_id, [])
-        return [
-            {
-                "kind": e.kind,
-                "from_state": e.from_state,
-                "to_state": e.to_state,
-                "actor": actor_out(e, case),
-                "note": e.note,
-                "at": _UTC.to_representation(e.created_at),
-            }
-            for e in events
-        ]
+        return timeline_out(self.context["timelines"].get(case.public_id, []), case)
 
 
 class RefundEvidenceOut(serializers.Serializer):
@@ -266,13 +270,7 @@ class RefundEvidenceOut(serializers.Serializer):
 
     @extend_schema_field(RefundActorOut)
     def get_uploaded_by(self, evidence: Evidence) -> dict[str, str]:
-        case = self.context["case"]
-        if evidence.uploaded_by_id == case.order.buyer_id:
-            role = "buyer"
-        elif evidence.uploaded_by_id == case.order.shop.owner_id:
-            role = "seller"
-        else:
-            role = "staff"
+        role = refund_author_role(evidence.uploaded_by_id, self.context["case"])
         return {"name": evidence.uploaded_by.display_name, "role": role}
 
     @extend_schema_field(serializers.URLField(help_text="Permission-checked download."))
@@ -337,31 +335,13 @@ def refund_out_data(
         if running is None or running[1] is None
         else {"party": _text(running[0]), "at": _utc(running[1])},
         "auto_accepted": None if case.auto_accepted is None else bool(case.auto_accepted),
-        "items": [
-            {
-                "sku": item.order_item.sku,
-                "title": item.order_item.title,
-                "quantity": item.quantity,
-                "unit_price": format_amount(item.order_item.unit_price, currency),
-            }
-            for item in (case.items.all() if items is None else items)
-        ],
+        "items": items_out(case.items.all() if items is None else items, currency),
         "role": refund_role(case=case, user=user),
         "actions": [
             {"action": _text(a["action"]), "until": _utc(a["until"])}
             for a in refund_available_actions(case=case, user=user, now=now)
         ],
         "messages": None if case.message_count is None else int(case.message_count),  # type: ignore[attr-defined]
-        "timeline": [
-            {
-                "kind": e.kind,
-                "from_state": e.from_state,
-                "to_state": e.to_state,
-                "actor": actor_out(e, case),
-                "note": e.note,
-                "at": _UTC.to_representation(e.created_at),
-            }
-            for e in timelines.get(case.public_id, [])
-        ],
+        "timeline": timeline_out(timelines.get(case.public_id, []), case),
         "created_at": _utc(case.created_at),
     }

@@ -342,7 +342,7 @@ def explain_claims(now: Any) -> list[dict[str, Any]]:
         )
     # The payout sweep has its own claim (payouts have `status`, not `state`).
     try:
-        from orders import payout_sweeps
+        from payouts import sweeps as payout_sweeps
     except ImportError:
         return rows
     qs = (

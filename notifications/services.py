@@ -70,7 +70,7 @@ def notification_link(*, kind: str, role: str, payload: dict[str, Any]) -> str:
         if dispute_id or kind.startswith("dispute."):
             return f"{site}/admin/disputes/dispute/"
         if kind.startswith("payout."):
-            return f"{site}/admin/orders/payout/"
+            return f"{site}/admin/payouts/payout/"
         if case_id:
             return f"{site}/admin/refunds/refundcase/"
         return f"{site}/admin/orders/order/"

@@ -1,16 +1,16 @@
-"""The staff desk for accounts, orders and payouts (SPEC §1).
+"""The staff desk for accounts and orders (SPEC §1).
 
-Orders arrive from the marketplace and change state only through services, payouts move only
-through `payout_retry` / `payout_cancel`, and the audit trail is never edited: those pages are
-read-only. Every changelist joins what it shows (`list_select_related`), so a page of 100 rows
-costs the same queries as a page of 10.
+Orders arrive from the marketplace and change state only through services, and the audit trail
+is never edited: those pages are read-only (payouts have their desk in `payouts.admin`). Every
+changelist joins what it shows (`list_select_related`), so a page of 100 rows costs the same
+queries as a page of 10.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
@@ -18,9 +18,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from . import services
-from .errors import DomainError
-from .models import Event, GatewayRefund, Message, Order, OrderItem, Payout, Shop, User
+from .models import Event, Message, Order, OrderItem, Shop, User
 from .money import format_money
 
 # --- accounts -----------------------------------------------------------------------------------
@@ -157,26 +155,6 @@ class OrderItemInline(ReadOnlyInline):
         return format_money(item.line_total, item.order.currency)
 
 
-class PayoutInline(ReadOnlyInline):
-    model = Payout
-    fields = (
-        "public_id",
-        "amount_display",
-        "purpose",
-        "status",
-        "attempts",
-        "failure_reason",
-        "created_at",
-        "succeeded_at",
-    )
-    readonly_fields = fields
-    show_change_link = True
-
-    @admin.display(description="amount")
-    def amount_display(self, payout: Payout) -> str:
-        return format_money(payout.amount, payout.currency)
-
-
 class EventInline(ReadOnlyInline):
     model = Event
     fields = ("created_at", "kind", "from_state", "to_state", "actor", "note")
@@ -213,7 +191,11 @@ class OrderAdmin(ReadOnlyAdmin):
     list_select_related = ("buyer", "shop")
     search_fields = ("number", "buyer__email", "shop__owner__email", "payment_reference")
     date_hierarchy = "placed_at"
-    inlines = (OrderItemInline, PayoutInline, EventInline, MessageInline)
+    inlines: ClassVar[tuple[type[ReadOnlyInline], ...]] = (
+        OrderItemInline,
+        EventInline,
+        MessageInline,
+    )
     fieldsets = (
         (None, {"fields": ("number", "status", "buyer", "shop", "placed_at", "deliver_by")}),
         (
@@ -281,97 +263,7 @@ class OrderAdmin(ReadOnlyAdmin):
         return order.payment_method_label
 
 
-# --- payouts ------------------------------------------------------------------------------------
-
-
-@admin.register(Payout)
-class PayoutAdmin(ReadOnlyAdmin):
-    """Payouts move only through the services: retried (same row and key) or cancelled."""
-
-    list_display = (
-        "public_id",
-        "order_number",
-        "amount_display",
-        "payment_method_label",
-        "purpose",
-        "status",
-        "attempts",
-        "failure_reason",
-        "created_at",
-        "succeeded_at",
-    )
-    list_filter = ("status", "purpose", "payment_method")
-    list_select_related = ("order",)
-    search_fields = ("order__number", "idempotency_key", "payment_reference", "order__buyer__email")
-    actions = ("retry_failed", "cancel_failed")
-    readonly_fields = (
-        "public_id",
-        "order",
-        "amount_display",
-        "payment_method",
-        "payment_method_label",
-        "payment_reference",
-        "idempotency_key",
-        "purpose",
-        "subject_id",
-        "gateway_reference",
-        "status",
-        "attempts",
-        "failure_reason",
-        "next_attempt_at",
-        "claimed_until",
-        "succeeded_at",
-        "overdue_alerted_at",
-        "created_at",
-        "updated_at",
-    )
-    fields = readonly_fields
-
-    def has_payout_desk_permission(self, request: HttpRequest) -> bool:
-        # Payouts are not editable, but retrying or cancelling one is "changing" it.
-        user = request.user
-        return bool(user.is_active and user.is_staff and user.has_perm("orders.change_payout"))
-
-    @admin.display(description="order", ordering="order__number")
-    def order_number(self, payout: Payout) -> str:
-        return payout.order.number
-
-    @admin.display(description="amount", ordering="amount")
-    def amount_display(self, payout: Payout) -> str:
-        return format_money(payout.amount, payout.currency)
-
-    @admin.display(description="paid back to")
-    def payment_method_label(self, payout: Payout) -> str:
-        return payout.order.payment_method_label
-
-    def _each(
-        self, request: HttpRequest, queryset: QuerySet[Payout], verb: str, service: Any
-    ) -> None:
-        done, refused = 0, []
-        for payout in queryset.order_by("pk"):
-            try:
-                service(payout=payout, actor=request.user)
-            except DomainError as exc:
-                refused.append(f"{payout.public_id}: {exc.message}")
-            else:
-                done += 1
-        if done:
-            self.message_user(request, f"{verb} {done} payout(s).", messages.SUCCESS)
-        for line in refused:
-            self.message_user(request, line, messages.WARNING)
-
-    @admin.action(description="Retry failed payouts", permissions=["payout_desk"])
-    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
-        self._each(request, queryset, "Retried", services.payout_retry)
-
-    @admin.action(
-        description="Cancel failed payouts (release reservation)", permissions=["payout_desk"]
-    )
-    def cancel_failed(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
-        self._each(request, queryset, "Cancelled", services.payout_cancel)
-
-
-# --- audit trail and the gateway's ledger -------------------------------------------------------
+# --- audit trail -------------------------------------------------------------------------------
 
 
 @admin.register(Event)
@@ -409,34 +301,3 @@ class EventAdmin(ReadOnlyAdmin):
     @admin.display(description="actor")
     def actor_label(self, event: Event) -> str:
         return event.actor_label
-
-
-@admin.register(GatewayRefund)
-class GatewayRefundAdmin(ReadOnlyAdmin):
-    """The fake gateway's own ledger: what it refunded, once per idempotency key."""
-
-    list_display = (
-        "reference",
-        "idempotency_key",
-        "payment_reference",
-        "amount_display",
-        "status",
-        "calls",
-        "created_at",
-    )
-    list_filter = ("status",)
-    search_fields = ("reference", "idempotency_key", "payment_reference")
-    fields = (
-        "reference",
-        "idempotency_key",
-        "payment_reference",
-        "amount_display",
-        "status",
-        "calls",
-        "created_at",
-    )
-    readonly_fields = fields
-
-    @admin.display(description="amount", ordering="amount")
-    def amount_display(self, refund: GatewayRefund) -> str:
-        return format_money(refund.amount, refund.currency)

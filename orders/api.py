@@ -33,7 +33,7 @@ from rest_framework.views import APIView
 
 from . import services, windows
 from .errors import NotAllowed, ValidationFailed
-from .models import Message, Order, OrderStatus, PaymentMethod, Payout, User
+from .models import Message, Order, OrderStatus, PaymentMethod, User
 from .money import MoneyError, format_amount, is_currency, parse_amount
 from .permissions import IsStaffOrMarketplace
 from .selectors import order_get_for_user, order_list_for_user
@@ -404,23 +404,6 @@ class OrderOut(serializers.Serializer):
         return _actions(order, user, _role(order, user), self.context["now"])
 
 
-class OrderPayoutOut(serializers.Serializer):
-    id = serializers.UUIDField(source="public_id")
-    amount = MoneyOutField("amount")
-    currency = serializers.CharField()
-    status = serializers.CharField()
-    payment_method_label = serializers.SerializerMethodField()
-
-    def get_payment_method_label(self, payout: Payout) -> str:
-        # Money goes back only to the order's original payment method (SPEC §5).
-        return payout.order.payment_method_label
-
-
-class OrderCancelOut(serializers.Serializer):
-    order = OrderOut()
-    payout = OrderPayoutOut()
-
-
 class OrderMessageAuthorOut(serializers.Serializer):
     name = serializers.CharField()
 
@@ -485,16 +468,6 @@ def _order_detail(request: Request, number: str) -> Order:
 def _order_out(request: Request, number: str) -> dict[str, Any]:
     """The order as the viewer sees it now, read again after a service changed it."""
     return OrderOut(_order_detail(request, number), context=serializer_context(request)).data
-
-
-def _cancel_out(request: Request, number: str, payout: Payout) -> dict[str, Any]:
-    order = _order_detail(request, number)
-    payout = Payout.objects.get(pk=payout.pk)  # the send may already have settled it
-    payout.order = order
-    return {
-        "order": OrderOut(order, context=serializer_context(request)).data,
-        "payout": OrderPayoutOut(payout).data,
-    }
 
 
 class OrderFilter(django_filters.FilterSet):
@@ -622,34 +595,6 @@ class OrderDeliverApi(APIView):
         return Response(_order_out(request, number))
 
 
-class OrderCancelApi(APIView):
-    @extend_schema(
-        operation_id="orders_cancel",
-        tags=["orders"],
-        request=None,
-        responses={200: OrderCancelOut, **error_responses(400, 401, 403, 404, 409)},
-        summary="Instant cancellation by the buyer (unshipped, within 24 h): full refund",
-    )
-    def post(self, request: Request, number: str) -> Response:
-        order = _order_detail(request, number)
-        payout = services.order_cancel_by_buyer(order=order, actor=viewer(request))
-        return Response(_cancel_out(request, number, payout))
-
-
-class OrderCancelOutOfStockApi(APIView):
-    @extend_schema(
-        operation_id="orders_cancel_out_of_stock",
-        tags=["orders"],
-        request=None,
-        responses={200: OrderCancelOut, **error_responses(400, 401, 403, 404, 409)},
-        summary="The seller cancels an unshipped order as out of stock: full refund",
-    )
-    def post(self, request: Request, number: str) -> Response:
-        order = _order_detail(request, number)
-        payout = services.order_cancel_out_of_stock(order=order, actor=viewer(request))
-        return Response(_cancel_out(request, number, payout))
-
-
 class OrderMessagesApi(GenericAPIView):
     parser_classes = [ExactJSONParser]
     queryset = Message.objects.none()  # the thread is read per order in get()
@@ -695,11 +640,5 @@ urlpatterns = [
     path("orders/<str:number>/", OrderDetailApi.as_view(), name="order-detail"),
     path("orders/<str:number>/ship/", OrderShipApi.as_view(), name="order-ship"),
     path("orders/<str:number>/deliver/", OrderDeliverApi.as_view(), name="order-deliver"),
-    path("orders/<str:number>/cancel/", OrderCancelApi.as_view(), name="order-cancel"),
-    path(
-        "orders/<str:number>/cancel-out-of-stock/",
-        OrderCancelOutOfStockApi.as_view(),
-        name="order-cancel-out-of-stock",
-    ),
     path("orders/<str:number>/messages/", OrderMessagesApi.as_view(), name="order-messages"),
 ]

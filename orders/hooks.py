@@ -6,14 +6,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .models import Order, Payout
+    from .models import Order
 
-# purpose -> called inside the payout's settling transaction once the gateway confirmed it.
-payout_succeeded: dict[str, Callable[[Payout, datetime], None]] = {}
 # Each raises a DomainError when the order may not be cancelled now (e.g. a refund case is open).
 cancel_guards: list[Callable[[Order], None]] = []
 # Called once after each commit that wrote audit events (notifications queue their dispatch).

@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from .models import Event, Order, OrderItem, Payout, Shop, User
+from .models import Event, Order, OrderItem, Shop, User
 from .sql import Shape, columns, select
 
 
@@ -32,10 +32,6 @@ def order_role(*, order: Order, user: User) -> str:
     if order.shop.owner_id == user.pk:
         return "seller"
     return "staff" if user.is_staff else "other"
-
-
-def payouts_for_order(*, order: Order) -> QuerySet[Payout]:
-    return Payout.objects.filter(order=order).order_by("created_at", "id")
 
 
 def events_for_order(*, order: Order) -> QuerySet[Event]:

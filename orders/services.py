@@ -1,4 +1,7 @@
-"""Order and payout services: every write of the orders app goes through here (STYLE §1, §3)."""
+"""Order services: every write of the orders app goes through here (STYLE §1, §3).
+
+Cancelling an order pays its money back, so the cancellations live in `payouts.services`.
+"""
 
 from __future__ import annotations
 
@@ -10,41 +13,25 @@ from typing import Any
 from uuid import UUID
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from . import events, hooks, windows
+from . import events, windows
 from .errors import (
-    AmountExceedsRefundable,
     Duplicate,
     InvalidTransition,
     NotAllowed,
     ValidationFailed,
-    WindowClosed,
 )
-from .gateway import GatewayError, GatewayTimeout, get_gateway
 from .models import (
     Message,
     Order,
     OrderItem,
-    Payout,
-    PayoutStatus,
     Shop,
     User,
 )
 
 log = logging.getLogger(__name__)
-
-PAYOUT_CLAIM = timedelta(minutes=5)
-PAYOUT_BACKOFF = [
-    timedelta(minutes=1),
-    timedelta(minutes=5),
-    timedelta(minutes=15),
-    timedelta(hours=1),
-    timedelta(hours=3),
-]
-
 
 # --- accounts -----------------------------------------------------------------------------------
 
@@ -236,53 +223,6 @@ def order_deliver(
     return order
 
 
-def _cancel(order: Order, *, actor: User, reason: str, now: datetime) -> Payout:
-    if not can_proceed(order.cancel):
-        raise InvalidTransition(
-            f"Order {order.number} is {order.status}; only unshipped orders can be cancelled."
-        )
-    for guard in hooks.cancel_guards:
-        guard(order)
-    amount = order.refundable
-    order.cancel(reason=reason, at=now)
-    order.save()
-    payout = payout_create(
-        order=order,
-        amount=amount,
-        purpose="cancel",
-        subject_id=None,
-        idempotency_key=f"cancel:{order.number}",
-        actor=actor,
-    )
-    events.event_order_cancelled(order=order, actor=actor, payout=payout)
-    return payout
-
-
-@transaction.atomic
-def order_cancel_by_buyer(*, order: Order, actor: User, now: datetime | None = None) -> Payout:
-    """Instant cancellation: unshipped, within 24 h of placing, full refund at once (SPEC §3)."""
-    now = now or timezone.now()
-    order = _lock_order(order)
-    if order.buyer_id != actor.pk:
-        raise NotAllowed("Only the buyer can cancel this order.")
-    until = windows.instant_cancel_until(placed_at=order.placed_at)
-    if now > until:
-        raise WindowClosed(
-            "Instant cancellation closed at "
-            f"{windows.format_both(until, actor.time_zone)}; file a refund request instead."
-        )
-    return _cancel(order, actor=actor, reason="buyer_cancelled", now=now)
-
-
-@transaction.atomic
-def order_cancel_out_of_stock(*, order: Order, actor: User, now: datetime | None = None) -> Payout:
-    now = now or timezone.now()
-    order = _lock_order(order)
-    if order.shop.owner_id != actor.pk:
-        raise NotAllowed("Only the seller can cancel an order as out of stock.")
-    return _cancel(order, actor=actor, reason="out_of_stock", now=now)
-
-
 @transaction.atomic
 def message_post_on_order(
     *, order: Order, author: User, body: str, case_id: UUID | None = None
@@ -308,206 +248,3 @@ def message_post_on_order(
         order=order, actor=author, notify_role=other, case_id=case_id, excerpt=body
     )
     return message
-
-
-# --- payouts ------------------------------------------------------------------------------------
-
-
-def payout_create(
-    *,
-    order: Order,
-    amount: Decimal,
-    purpose: str,
-    subject_id: UUID | None,
-    idempotency_key: str,
-    actor: User | None,
-) -> Payout:
-    """Reserve the amount on the order and create the payout; the caller holds the order lock.
-
-    The reservation is an F() increment checked by `order_reserved_within_total`, so even a
-    caller that forgot the lock cannot pay more than the order's total.
-    """
-    assert transaction.get_connection().in_atomic_block, "payout_create needs a transaction"
-    existing = Payout.objects.filter(idempotency_key=idempotency_key).first()
-    if existing is not None:
-        return existing
-    if amount <= 0:
-        raise ValidationFailed("Nothing is left to refund on this order.")
-    if amount > order.refundable:
-        raise AmountExceedsRefundable(
-            f"At most {order.refundable} {order.currency} can still be refunded on this order."
-        )
-    try:
-        with transaction.atomic():
-            updated = Order.objects.filter(pk=order.pk).update(reserved=F("reserved") + amount)
-            assert updated == 1
-            payout = Payout.objects.create(
-                order=order,
-                amount=amount,
-                currency=order.currency,
-                payment_method=order.payment_method,
-                payment_reference=order.payment_reference,
-                idempotency_key=idempotency_key,
-                purpose=purpose,
-                subject_id=subject_id,
-            )
-    except IntegrityError as exc:
-        # Either the cap constraint or the key's uniqueness: a concurrent creator got there.
-        existing = Payout.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return existing
-        raise AmountExceedsRefundable(
-            "This refund would exceed what the order can still refund."
-        ) from exc
-    order.refresh_from_db(fields=["reserved"])
-    events.event_payout_created(payout=payout, actor=actor)
-    transaction.on_commit(lambda: payout_enqueue(payout_id=payout.pk))
-    return payout
-
-
-def payout_enqueue(*, payout_id: int) -> None:
-    """Queue the gateway call; if the broker is down the periodic re-dispatch will find it."""
-    from .tasks import payout_send
-
-    try:
-        payout_send.delay(payout_id)
-    except Exception:  # broker unreachable: the payout stays pending and is re-dispatched
-        log.warning(
-            "could not queue payout %s; the re-dispatch will send it", payout_id, exc_info=True
-        )
-
-
-def _claim_payout(payout_id: int, now: datetime) -> bool:
-    """Conditional update: exactly one worker holds a pending payout at a time."""
-    claimed = Payout.objects.filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
-        pk=payout_id,
-        status=PayoutStatus.PENDING,
-    ).update(claimed_until=now + PAYOUT_CLAIM, attempts=F("attempts") + 1)
-    return claimed == 1
-
-
-def payout_attempt(*, payout_id: int, now: datetime | None = None) -> str:
-    """Send one pending payout to the gateway. Safe to run twice or concurrently.
-
-    The gateway is called outside any transaction (it is an external system), with the payout's
-    own idempotency key: if this worker dies after the gateway paid, the next attempt gets the
-    same refund back instead of a second one.
-    """
-    now = now or timezone.now()
-    if not _claim_payout(payout_id, now):
-        return "skipped"
-    payout = Payout.objects.get(pk=payout_id)
-    try:
-        result = get_gateway().refund(
-            payout.payment_reference, payout.amount, payout.currency, payout.idempotency_key
-        )
-    except GatewayTimeout as exc:
-        # Unknown outcome: keep it pending and ask again (same key) after a short backoff.
-        Payout.objects.filter(pk=payout_id, status=PayoutStatus.PENDING).update(
-            claimed_until=None,
-            failure_reason=str(exc)[:300],
-            next_attempt_at=now + _backoff(payout.attempts),
-        )
-        return "timeout"
-    except GatewayError as exc:
-        return _payout_settle_failed(payout_id, str(exc), now)
-    if result.status == "pending":
-        Payout.objects.filter(pk=payout_id, status=PayoutStatus.PENDING).update(
-            claimed_until=None,
-            gateway_reference=result.reference,
-            next_attempt_at=now + _backoff(payout.attempts),
-        )
-        return "pending"
-    return _payout_settle_succeeded(payout_id, result.reference, now)
-
-
-def _backoff(attempts: int) -> timedelta:
-    return PAYOUT_BACKOFF[min(max(attempts - 1, 0), len(PAYOUT_BACKOFF) - 1)]
-
-
-@transaction.atomic
-def _payout_settle_succeeded(payout_id: int, reference: str, now: datetime) -> str:
-    payout = Payout.objects.select_for_update().select_related("order__shop").get(pk=payout_id)
-    if payout.status != PayoutStatus.PENDING:
-        return "already-settled"
-    payout.succeed(gateway_reference=reference, at=now)
-    payout.save()
-    events.event_payout_succeeded(payout=payout, at=now)
-    handler = hooks.payout_succeeded.get(payout.purpose)
-    if handler is not None:
-        handler(payout, now)
-    return "succeeded"
-
-
-@transaction.atomic
-def _payout_settle_failed(payout_id: int, reason: str, now: datetime) -> str:
-    payout = Payout.objects.select_for_update().select_related("order__shop").get(pk=payout_id)
-    if payout.status != PayoutStatus.PENDING:
-        return "already-settled"
-    payout.fail(reason=reason, next_attempt_at=now + _backoff(payout.attempts))
-    payout.save()
-    events.event_payout_failed(payout=payout, at=now)
-    return "failed"
-
-
-@transaction.atomic
-def payout_retry(*, payout: Payout, actor: User | None, now: datetime | None = None) -> Payout:
-    """failed → pending on the same row and key (staff, or the automatic backoff)."""
-    now = now or timezone.now()
-    payout = Payout.objects.select_for_update().select_related("order__shop").get(pk=payout.pk)
-    if not can_proceed(payout.retry):
-        raise InvalidTransition(f"A {payout.status} payout cannot be retried.")
-    payout.retry(at=now)
-    payout.save()
-    if actor is not None:
-        events.event_payout_staff_action(
-            payout=payout, actor=actor, kind="payout.retried", from_state="failed"
-        )
-    transaction.on_commit(lambda: payout_enqueue(payout_id=payout.pk))
-    return payout
-
-
-@transaction.atomic
-def payout_cancel(*, payout: Payout, actor: User) -> Payout:
-    """Staff give up on a failed payout; its reservation goes back to `refundable`."""
-    if not actor.is_staff:
-        raise NotAllowed("Only staff can cancel a payout.")
-    order = _lock_order(payout.order_id)
-    payout = Payout.objects.select_for_update().get(pk=payout.pk)
-    if not can_proceed(payout.cancel):
-        raise InvalidTransition(f"A {payout.status} payout cannot be cancelled.")
-    payout.cancel()
-    payout.save()
-    Order.objects.filter(pk=order.pk).update(reserved=F("reserved") - payout.amount)
-    events.event_payout_staff_action(
-        payout=payout, actor=actor, kind="payout.cancelled", from_state="failed"
-    )
-    return payout
-
-
-def payouts_due(*, now: datetime, limit: int = 500) -> list[int]:
-    """Pending payouts nobody holds (broker was down, worker died) and failed ones whose backoff
-    has passed: the periodic re-dispatch sends them again."""
-    return list(
-        Payout.objects.filter(
-            Q(status=PayoutStatus.PENDING, claimed_until__isnull=True)
-            | Q(status=PayoutStatus.PENDING, claimed_until__lt=now)
-            | Q(status=PayoutStatus.FAILED, next_attempt_at__lte=now, attempts__lt=8),
-        )
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .order_by("id")
-        .values_list("id", flat=True)[:limit]
-    )
-
-
-def payouts_redispatch(*, now: datetime | None = None) -> int:
-    now = now or timezone.now()
-    ids = payouts_due(now=now)
-    for payout_id in ids:
-        payout = Payout.objects.get(pk=payout_id)
-        if payout.status == PayoutStatus.FAILED:
-            payout_retry(payout=payout, actor=None, now=now)
-        else:
-            payout_enqueue(payout_id=payout_id)
-    return len(ids)

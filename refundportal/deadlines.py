@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 def enforce_all(*, now: datetime | None = None, batch_size: int | None = None) -> dict[str, int]:
     from disputes.sweeps import dispute_sweeps_run
-    from orders.payout_sweeps import payouts_overdue_alert
+    from payouts.sweeps import payouts_overdue_alert
     from refunds.sweeps import refund_sweeps_run
     from refunds.tasks import refund_payouts_redispatch
 

@@ -6,8 +6,9 @@ class RefundsConfig(AppConfig):
 
     def ready(self) -> None:
         from orders import hooks
+        from payouts import hooks as payout_hooks
 
         from .services import refund_mark_paid, refund_open_case_guard
 
-        hooks.payout_succeeded["refund"] = refund_mark_paid
+        payout_hooks.payout_succeeded["refund"] = refund_mark_paid
         hooks.cancel_guards.append(refund_open_case_guard)

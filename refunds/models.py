@@ -14,7 +14,8 @@ from django.db.models import F, Q
 from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
 
 from orders import windows
-from orders.models import Order, OrderItem, Payout, TimeStamped, User, _money_field
+from orders.models import Order, OrderItem, TimeStamped, User, _money_field
+from payouts.models import Payout
 
 
 class Reason(models.TextChoices):

@@ -27,10 +27,12 @@ from orders.errors import (
     WindowClosed,
     WindowNotOpen,
 )
-from orders.models import Message, Order, OrderStatus, Payout, User
+from orders.models import Message, Order, OrderStatus, User
 from orders.money import parse_amount_field
 from orders.selectors import order_role
-from orders.services import message_post_on_order, order_lock, payout_create
+from orders.services import message_post_on_order, order_lock
+from payouts.models import Payout
+from payouts.services import payout_create
 
 from .events import event_case
 from .models import (

@@ -46,12 +46,13 @@ from orders.selectors import (
     order_get_for_user,
     order_item_lines,
     order_role,
-    payouts_for_order,
 )
-from orders.services import message_post_on_order, order_cancel_by_buyer, order_cancel_out_of_stock
+from orders.services import message_post_on_order
 from orders.templatetags.portal import both_zones
 from orders.throttling import throttle_post
 from orders.views import render_page
+from payouts.selectors import payouts_for_order
+from payouts.services import order_cancel_by_buyer, order_cancel_out_of_stock
 
 from . import services
 from .badges import case_badge_html, order_badge_html, steps_html

@@ -46,7 +46,7 @@ run_check "django check --deploy" env \
     ALLOW_FAKE_GATEWAY=1 \
     ALLOWED_HOSTS=example.com \
     python manage.py check --deploy --fail-level WARNING
-run_check "bandit" bandit -q -r orders refunds disputes notifications refundportal -lll
+run_check "bandit" bandit -q -r orders payouts refunds disputes notifications refundportal -lll
 # PYTEST_ARGS is split on spaces on purpose: `make test PYTEST_ARGS="-n 2 -x"`.
 # shellcheck disable=SC2086
 run_check "pytest" pytest -p no:cacheprovider ${PYTEST_ARGS:-}

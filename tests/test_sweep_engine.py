@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders import windows
-from orders.models import Event, Payout
+from orders.models import Event
 from orders.sweeps import (
     Outcome,
     PerLocalDay,
@@ -32,6 +32,7 @@ from orders.sweeps import (
     sweep_moves,
     sweep_statement,
 )
+from payouts.models import Payout
 from refunds.models import ClosedReason, RefundCase, State
 from refunds.sweeps import (
     build_case_events,

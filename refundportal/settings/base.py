@@ -104,7 +104,7 @@ except (NotImplementedError, KeyError) as exc:
     ) from exc
 
 PAYMENT_GATEWAY = env("PAYMENT_GATEWAY", default="fake")
-PAYMENT_GATEWAYS = {"fake": "orders.gateway.FakeGateway"}
+PAYMENT_GATEWAYS = {"fake": "payouts.gateway.FakeGateway"}
 if PAYMENT_GATEWAY not in PAYMENT_GATEWAYS:
     raise ImproperlyConfigured(
         f"PAYMENT_GATEWAY={PAYMENT_GATEWAY!r} is unknown; choose one of {sorted(PAYMENT_GATEWAYS)}"
@@ -164,6 +164,7 @@ INSTALLED_APPS = [
     "axes",
     "refundportal",
     "orders",
+    "payouts",
     "refunds",
     "disputes",
     "notifications",
@@ -328,7 +329,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.notifications_redispatch",
         "schedule": 60.0,
     },
-    "redispatch-payouts": {"task": "orders.tasks.payouts_redispatch", "schedule": 120.0},
+    "redispatch-payouts": {"task": "payouts.tasks.payouts_redispatch", "schedule": 120.0},
 }
 
 LOGGING = {

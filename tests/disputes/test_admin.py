@@ -323,7 +323,7 @@ def test_decide_form_refuses_before_the_seller_had_a_say(desk, buyer, seller):
 
 
 def test_decide_form_pays_the_buyer(desk, buyer, seller, staff, django_capture_on_commit_callbacks):
-    from orders.models import GatewayRefund
+    from payouts.models import GatewayRefund
 
     dispute = with_statement(dispute_for(buyer=buyer, seller=seller))
     with django_capture_on_commit_callbacks(execute=True):

@@ -411,7 +411,7 @@ def test_buyer_withdraws(api, buyer, seller):
 def test_staff_decide_for_the_buyer_and_the_refund_is_paid(
     api, buyer, seller, staff, django_capture_on_commit_callbacks
 ):
-    from orders.models import GatewayRefund
+    from payouts.models import GatewayRefund
 
     dispute = with_statement(dispute_for(buyer=buyer, seller=seller, desired_amount="40.00"))
     with django_capture_on_commit_callbacks(execute=True):

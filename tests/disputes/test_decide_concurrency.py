@@ -14,7 +14,8 @@ from django.db import connection
 from disputes import services
 from disputes.models import Dispute, DisputeState
 from orders.errors import InvalidTransition
-from orders.models import Event, GatewayRefund, Payout
+from orders.models import Event
+from payouts.models import GatewayRefund, Payout
 from refunds.models import RefundCase
 from refunds.models import State as CaseState
 from tests.conftest import api_client_for, requires_postgres

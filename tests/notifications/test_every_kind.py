@@ -26,7 +26,7 @@ def expected_link(kind: str, role: str, payload: dict) -> str:
         if kind.startswith("dispute."):
             return f"{site}/admin/disputes/dispute/"
         if kind.startswith("payout."):
-            return f"{site}/admin/orders/payout/"
+            return f"{site}/admin/payouts/payout/"
         return f"{site}/admin/refunds/refundcase/"
     if payload.get("dispute_id"):
         return f"{site}/disputes/{payload['dispute_id']}/"

@@ -15,14 +15,10 @@ from django.utils import timezone
 
 from disputes import services as disputes
 from orders import windows
-from orders.models import Payout
-from orders.payout_sweeps import payouts_overdue_alert
-from orders.services import (
-    message_post_on_order,
-    order_cancel_by_buyer,
-    order_cancel_out_of_stock,
-    payout_attempt,
-)
+from orders.services import message_post_on_order
+from payouts.models import Payout
+from payouts.services import order_cancel_by_buyer, order_cancel_out_of_stock, payout_attempt
+from payouts.sweeps import payouts_overdue_alert
 from refunds import services as refunds
 from refunds.sweeps import refund_sweeps_run
 from tests.disputes.factories import dispute_for, with_statement
@@ -190,7 +186,7 @@ def test_a_failing_payout_alerts_staff_and_the_ops_address(order, seller, staff,
     for address in (staff.email, OPS):
         message = the_mail_to(address)
         assert message.subject.startswith("Payout failing: 20.00 USD on order")
-        assert f"{SITE}/admin/orders/payout/" in message.body
+        assert f"{SITE}/admin/payouts/payout/" in message.body
     assert {a for m in mail.outbox for a in m.to} == {staff.email, OPS}
 
 

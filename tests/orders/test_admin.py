@@ -12,8 +12,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from orders import services
-from orders.models import Event, GatewayRefund, Order, Payout, PayoutStatus, Shop, User
-from orders.tasks import payout_send
+from orders.models import Event, Order, Shop, User
+from payouts import services as payout_services
+from payouts.models import GatewayRefund, Payout, PayoutStatus
+from payouts.tasks import payout_send
 from tests.orders.factories import OrderFactory
 
 
@@ -29,7 +31,7 @@ def failed_payout(order: Order, settings, key: str = "cancel:admin") -> Payout: 
     settings.FAKE_GATEWAY_MODE = "fail"
     with transaction.atomic():
         locked = services.order_lock(order)
-        payout = services.payout_create(
+        payout = payout_services.payout_create(
             order=locked,
             amount=order.total,
             purpose="cancel",
@@ -149,7 +151,7 @@ def test_retry_action_writes_an_audit_event_and_pays_once(
     # when staff retry the failed payout from the changelist
     with django_capture_on_commit_callbacks(execute=True):
         response = desk.post(
-            reverse("admin:orders_payout_changelist"),
+            reverse("admin:payouts_payout_changelist"),
             {
                 "action": "retry_failed",
                 "_selected_action": [payout.pk],
@@ -168,7 +170,7 @@ def test_retry_action_writes_an_audit_event_and_pays_once(
 
     # and retrying it again is refused with a message, without paying again
     response = desk.post(
-        reverse("admin:orders_payout_changelist"),
+        reverse("admin:payouts_payout_changelist"),
         {
             "action": "retry_failed",
             "_selected_action": [payout.pk],
@@ -186,7 +188,7 @@ def test_cancel_action_releases_the_reservation(desk, desk_data, staff):
     assert Order.objects.get(pk=order.pk).refundable == Decimal("0")
 
     response = desk.post(
-        reverse("admin:orders_payout_changelist"),
+        reverse("admin:payouts_payout_changelist"),
         {
             "action": "cancel_failed",
             "_selected_action": [payout.pk],
@@ -211,11 +213,11 @@ def test_staff_without_the_payout_permission_get_no_payout_actions(desk_data, db
     client.force_login(viewer)
     payout = desk_data["payout"]
 
-    response = client.get(reverse("admin:orders_payout_changelist"))
+    response = client.get(reverse("admin:payouts_payout_changelist"))
     assert response.status_code == 200
     assert "retry_failed" not in response.content.decode()
     client.post(
-        reverse("admin:orders_payout_changelist"),
+        reverse("admin:payouts_payout_changelist"),
         {
             "action": "retry_failed",
             "_selected_action": [payout.pk],
@@ -254,7 +256,7 @@ def _changelist_queries(client: Client, name: str) -> int:
     "name",
     [
         "admin:orders_order_changelist",
-        "admin:orders_payout_changelist",
+        "admin:payouts_payout_changelist",
         "admin:orders_event_changelist",
     ],
 )

@@ -19,17 +19,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
-from orders.models import (
-    Event,
-    GatewayRefund,
-    Message,
-    Order,
-    OrderItem,
-    OrderStatus,
-    Payout,
-    Shop,
-    User,
-)
+from orders.models import Event, Message, Order, OrderItem, OrderStatus, Shop, User
+from payouts.models import GatewayRefund, Payout
 from tests.orders.factories import OrderFactory, UserFactory, delivered, shipped
 
 CHINA = ZoneInfo("Asia/Shanghai")

@@ -22,7 +22,9 @@ from orders.errors import (
     ValidationFailed,
     WindowClosed,
 )
-from orders.models import Event, GatewayRefund, Order, Payout, PayoutStatus, User
+from orders.models import Event, Order, User
+from payouts import services as payout_services
+from payouts.models import GatewayRefund, Payout, PayoutStatus
 from tests.conftest import requires_postgres
 from tests.orders.factories import OrderFactory, shipped
 
@@ -116,8 +118,10 @@ def test_cancel_window_edges_in_the_marketplace_zone(buyer, placed_order):
 
     # then one second after is too late and one second before is in time
     with pytest.raises(WindowClosed, match="2 Mar 2026, 23:30 Asia/Shanghai"):
-        services.order_cancel_by_buyer(order=placed_order, actor=buyer, now=until + SECOND)
-    payout = services.order_cancel_by_buyer(order=placed_order, actor=buyer, now=until - SECOND)
+        payout_services.order_cancel_by_buyer(order=placed_order, actor=buyer, now=until + SECOND)
+    payout = payout_services.order_cancel_by_buyer(
+        order=placed_order, actor=buyer, now=until - SECOND
+    )
     assert payout.amount == Decimal("59.90")
     assert Order.objects.get(pk=placed_order.pk).status == "cancelled"
     assert reserved_of(placed_order) == Decimal("59.90")
@@ -125,7 +129,7 @@ def test_cancel_window_edges_in_the_marketplace_zone(buyer, placed_order):
 
 def test_seller_cannot_use_the_buyers_cancel(seller, order):
     with pytest.raises(NotAllowed):
-        services.order_cancel_by_buyer(order=order, actor=seller)
+        payout_services.order_cancel_by_buyer(order=order, actor=seller)
 
 
 def test_a_cancel_guard_refuses_and_nothing_changes(buyer, order, monkeypatch):
@@ -136,7 +140,7 @@ def test_a_cancel_guard_refuses_and_nothing_changes(buyer, order, monkeypatch):
     monkeypatch.setattr(hooks, "cancel_guards", [guard])
 
     with pytest.raises(InvalidTransition, match="refund case"):
-        services.order_cancel_by_buyer(order=order, actor=buyer)
+        payout_services.order_cancel_by_buyer(order=order, actor=buyer)
     assert Order.objects.get(pk=order.pk).status == "paid"
     assert not Payout.objects.exists()
 
@@ -144,7 +148,7 @@ def test_a_cancel_guard_refuses_and_nothing_changes(buyer, order, monkeypatch):
 def test_cancel_after_shipping_is_refused(buyer, order):
     shipped(order)
     with pytest.raises(InvalidTransition):
-        services.order_cancel_by_buyer(order=order, actor=buyer)
+        payout_services.order_cancel_by_buyer(order=order, actor=buyer)
 
 
 # --- the refund cap -----------------------------------------------------------------------------
@@ -153,7 +157,7 @@ def test_cancel_after_shipping_is_refused(buyer, order):
 def test_payout_create_is_idempotent_by_key(order):
     with transaction.atomic():
         locked = services.order_lock(order)
-        first = services.payout_create(
+        first = payout_services.payout_create(
             order=locked,
             amount=Decimal("10.00"),
             purpose="cancel",
@@ -161,7 +165,7 @@ def test_payout_create_is_idempotent_by_key(order):
             idempotency_key="k1",
             actor=None,
         )
-        again = services.payout_create(
+        again = payout_services.payout_create(
             order=locked,
             amount=Decimal("10.00"),
             purpose="cancel",
@@ -177,7 +181,7 @@ def test_payout_over_refundable_is_refused(order):
     with transaction.atomic():
         locked = services.order_lock(order)
         with pytest.raises(AmountExceedsRefundable):
-            services.payout_create(
+            payout_services.payout_create(
                 order=locked,
                 amount=Decimal("59.91"),
                 purpose="cancel",
@@ -231,7 +235,7 @@ def run_at_once(
 def test_twenty_simultaneous_cancels_pay_once(buyer, order):
     # given 20 requests of the buyer cancelling the same order at the same moment
     results = run_at_once(
-        THREADS, lambda i: services.order_cancel_by_buyer(order=order, actor=buyer)
+        THREADS, lambda i: payout_services.order_cancel_by_buyer(order=order, actor=buyer)
     )
 
     # then exactly one cancels; every other one finds it cancelled already
@@ -253,7 +257,7 @@ def test_concurrent_payouts_never_exceed_the_total(order):
     def create(index: int) -> Payout:
         with transaction.atomic():
             locked = services.order_lock(order)
-            return services.payout_create(
+            return payout_services.payout_create(
                 order=locked,
                 amount=Decimal("10.00"),
                 purpose="cancel",
@@ -283,7 +287,7 @@ def test_the_cap_holds_for_callers_that_forgot_the_lock(order):
     def create(prepared: tuple[int, Order]) -> Payout:
         index, stale = prepared
         with transaction.atomic():
-            return services.payout_create(
+            return payout_services.payout_create(
                 order=stale,
                 amount=Decimal("10.00"),
                 purpose="cancel",

@@ -14,7 +14,8 @@ import pytest
 from django.db import connection
 
 from orders.errors import DomainError
-from orders.models import Event, GatewayRefund, Payout
+from orders.models import Event
+from payouts.models import GatewayRefund, Payout
 from refunds import services
 from refunds.models import RefundCase, State
 from refunds.sweeps import refund_sweeps_run

@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from rest_framework.throttling import ScopedRateThrottle
 
-from orders.services import order_cancel_by_buyer
+from payouts.services import order_cancel_by_buyer
 from refunds.models import RefundCase, RefundItem, State
 from refunds.services import refund_withdraw
 from tests.orders.factories import OrderFactory

@@ -7,8 +7,10 @@ from decimal import Decimal
 import time_machine
 from django.db import transaction
 
-from orders.models import Event, Payout
-from orders.services import order_lock, payout_create
+from orders.models import Event
+from orders.services import order_lock
+from payouts.models import Payout
+from payouts.services import payout_create
 from refunds import services
 from refunds.models import State
 from refunds.sweeps import refund_sweeps_run

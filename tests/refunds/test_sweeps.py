@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from orders import windows
-from orders.models import Event, Payout
+from orders.models import Event
+from payouts.models import Payout
 from refundportal.deadlines import enforce_all
 from refunds import services
 from refunds.models import ClosedReason, State

@@ -14,7 +14,8 @@ import pytest
 import time_machine
 
 from orders import windows
-from orders.models import Event, GatewayRefund, Payout
+from orders.models import Event
+from payouts.models import GatewayRefund, Payout
 from refunds import services
 from refunds.models import RMA_ALPHABET, ClosedReason, RefundCase, State
 from tests.refunds.factories import SECOND, file_refund, reload

@@ -16,7 +16,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import Sum
 
-from orders.models import Event, GatewayRefund, Order, Payout, PayoutStatus
+from orders.models import Event, Order
+from payouts.models import GatewayRefund, Payout, PayoutStatus
 
 THREAD_TIMEOUT = 60.0
 

@@ -29,9 +29,10 @@ from django.utils import timezone
 from notifications.models import Notification
 from notifications.models import Status as NoticeStatus
 from notifications.tasks import notifications_redispatch
-from orders.gateway import FakeGateway
-from orders.models import Event, GatewayRefund, Payout, PayoutStatus
-from orders.tasks import payouts_redispatch
+from orders.models import Event
+from payouts.gateway import FakeGateway
+from payouts.models import GatewayRefund, Payout, PayoutStatus
+from payouts.tasks import payouts_redispatch
 from refunds.models import RefundCase, State
 from refunds.tasks import refund_payouts_redispatch
 from tests.conftest import api_client_for, requires_postgres

@@ -24,7 +24,9 @@ from django.utils import timezone
 from disputes.models import Dispute, DisputeState
 from orders import services as order_services
 from orders.errors import AmountExceedsRefundable, ValidationFailed
-from orders.models import Event, GatewayRefund, Order, OrderStatus, Payout, PayoutStatus
+from orders.models import Event, Order, OrderStatus
+from payouts import services as payout_services
+from payouts.models import GatewayRefund, Payout, PayoutStatus
 from refundportal import deadlines
 from refundportal import tasks as beat_tasks
 from refunds import services as refund_services
@@ -312,7 +314,7 @@ def test_payouts_with_different_keys_never_exceed_the_total(take_lock, buyer, se
                     else Order.objects.get(pk=order.pk)
                 )
                 try:
-                    order_services.payout_create(
+                    payout_services.payout_create(
                         order=target,
                         amount=Decimal("20.00"),
                         purpose="cancel",

@@ -37,8 +37,9 @@ from notifications import services as notification_services
 from notifications.models import Notification
 from notifications.models import Status as NoticeStatus
 from orders import hooks
-from orders import services as order_services
-from orders.models import Event, GatewayRefund, Order, Payout, PayoutStatus
+from orders.models import Event, Order
+from payouts import services as payout_services
+from payouts.models import GatewayRefund, Payout, PayoutStatus
 from refundportal.celery import app
 from refunds import services as refund_services
 from refunds import tasks as refund_tasks
@@ -50,7 +51,7 @@ from tests.refunds.factories import file_refund
 
 from .helpers import assert_paid_at_most_total, raise_unexpected, run_together
 
-OUR_MODULES = ("orders.", "refunds.", "disputes.", "notifications.", "refundportal.")
+OUR_MODULES = ("orders.", "payouts.", "refunds.", "disputes.", "notifications.", "refundportal.")
 # SPEC §11: no task countdown is longer than 5 minutes.
 MAX_COUNTDOWN = 300
 BASE_DIR = Path(settings.BASE_DIR)
@@ -68,7 +69,7 @@ def our_tasks() -> dict[str, Any]:
 def in_flight() -> Iterator[None]:
     """Write the rows a transition writes, but queue nothing: its messages are "in flight"."""
     with contextlib.ExitStack() as stack:
-        stack.enter_context(mock.patch.object(order_services, "payout_enqueue"))
+        stack.enter_context(mock.patch.object(payout_services, "payout_enqueue"))
         stack.enter_context(mock.patch.object(hooks, "events_written", []))
         stack.enter_context(mock.patch.object(refund_tasks.refund_payouts_start, "delay"))
         stack.enter_context(mock.patch.object(refund_tasks.refund_payouts_redispatch, "delay"))
@@ -118,7 +119,7 @@ class Prepared:
 def _pending_payout(buyer: Any, seller: Any) -> tuple[Order, Payout]:
     order = OrderFactory(buyer=buyer, shop=seller.shops.get())
     with in_flight():
-        order_services.order_cancel_out_of_stock(order=order, actor=seller)
+        payout_services.order_cancel_out_of_stock(order=order, actor=seller)
     return order, Payout.objects.get(order=order)
 
 
@@ -236,8 +237,8 @@ def notifications_deliver_chunk(buyer: Any, seller: Any) -> Prepared:
 
 
 SCENARIOS: dict[str, Callable[[Any, Any], Prepared]] = {
-    "orders.tasks.payout_send": payout_send,
-    "orders.tasks.payouts_redispatch": payouts_redispatch,
+    "payouts.tasks.payout_send": payout_send,
+    "payouts.tasks.payouts_redispatch": payouts_redispatch,
     "refunds.tasks.refund_payouts_start": refund_payouts_start,
     "refunds.tasks.refund_payouts_redispatch": refund_payouts_redispatch,
     "refundportal.tasks.enforce_deadlines": enforce_deadlines,
@@ -302,16 +303,16 @@ def test_a_payout_redelivered_after_its_worker_died_past_the_gateway_pays_once(b
     prepared = payout_send(buyer, seller)
     (payout_id,) = prepared.args
     with (
-        mock.patch.object(order_services, "_payout_settle_succeeded", side_effect=WorkerKilled),
+        mock.patch.object(payout_services, "_payout_settle_succeeded", side_effect=WorkerKilled),
         pytest.raises(WorkerKilled),
     ):
-        our_tasks()["orders.tasks.payout_send"].apply(args=prepared.args)
+        our_tasks()["payouts.tasks.payout_send"].apply(args=prepared.args)
     assert Payout.objects.get(pk=payout_id).status == PayoutStatus.PENDING
     # and the dead worker's claim has run out (acks_late: the broker redelivers the message)
     Payout.objects.filter(pk=payout_id).update(claimed_until=timezone.now() - timedelta(seconds=1))
 
     # when the message is delivered again
-    assert deliver("orders.tasks.payout_send", prepared.args) == "succeeded"
+    assert deliver("payouts.tasks.payout_send", prepared.args) == "succeeded"
 
     # then the gateway answered with the refund it made the first time: one refund, two calls
     refund = GatewayRefund.objects.get()
@@ -433,7 +434,7 @@ def test_one_beat_schedule_of_registered_idempotent_tasks():
     for name in names:
         assert name in SCENARIOS, f"beat runs {name}, which is not proven idempotent"
     # All beat schedules in one place (STYLE §5): nothing registers periodic tasks in code.
-    for folder in ("orders", "refunds", "disputes", "notifications", "refundportal"):
+    for folder in ("orders", "payouts", "refunds", "disputes", "notifications", "refundportal"):
         for path in (BASE_DIR / folder).rglob("*.py"):
             text = path.read_text()
             assert "add_periodic_task" not in text and "on_after_configure" not in text, path

@@ -28,9 +28,10 @@ from django.utils import timezone
 from notifications.models import Notification
 from notifications.models import Status as NoticeStatus
 from notifications.tasks import notifications_redispatch
-from orders.models import Event, GatewayRefund, Order, Payout, PayoutStatus
-from orders.services import PAYOUT_BACKOFF
-from orders.tasks import payouts_redispatch
+from orders.models import Event, Order
+from payouts.models import GatewayRefund, Payout, PayoutStatus
+from payouts.services import PAYOUT_BACKOFF
+from payouts.tasks import payouts_redispatch
 from refundportal.celery import app
 from refunds.models import RefundCase, State
 from refunds.tasks import refund_payouts_redispatch

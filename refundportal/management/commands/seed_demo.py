@@ -30,13 +30,12 @@ from orders.models import Order, Shop, User
 from orders.services import (
     ItemIn,
     message_post_on_order,
-    order_cancel_by_buyer,
-    order_cancel_out_of_stock,
     order_deliver,
     order_ingest,
     order_ship,
     shop_set_return_policy,
 )
+from payouts.services import order_cancel_by_buyer, order_cancel_out_of_stock
 from refundportal.deadlines import enforce_all
 from refunds import services as refunds
 from refunds.models import RefundCase

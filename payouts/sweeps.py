@@ -15,9 +15,11 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from . import windows
-from .events import events_written_on_commit
-from .models import Event, Order, Payout, PayoutStatus
+from orders import windows
+from orders.events import events_written_on_commit
+from orders.models import Event, Order
+
+from .models import Payout, PayoutStatus
 
 UNPAID = (PayoutStatus.PENDING, PayoutStatus.FAILED)
 

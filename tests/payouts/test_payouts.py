@@ -12,8 +12,10 @@ from django.utils import timezone
 
 from orders import services
 from orders.errors import InvalidTransition, NotAllowed
-from orders.models import Event, GatewayRefund, Order, Payout, PayoutStatus
-from orders.tasks import payout_send
+from orders.models import Event, Order
+from payouts import services as payout_services
+from payouts.models import GatewayRefund, Payout, PayoutStatus
+from payouts.tasks import payout_send
 from tests.orders.factories import OrderFactory
 
 
@@ -21,7 +23,7 @@ def make_payout(order: Order, amount: str = "59.90", key: str = "cancel:test") -
     """A pending payout, not yet sent: the `db` fixture never commits, so on_commit never runs."""
     with transaction.atomic():
         locked = services.order_lock(order)
-        return services.payout_create(
+        return payout_services.payout_create(
             order=locked,
             amount=Decimal(amount),
             purpose="cancel",
@@ -66,19 +68,19 @@ def test_a_worker_dying_after_the_gateway_paid_does_not_pay_twice(order, monkeyp
     # given a worker that crashes after the gateway refunded, before it recorded the success
     payout = make_payout(order)
     now = timezone.now()
-    settle = services._payout_settle_succeeded
+    settle = payout_services._payout_settle_succeeded
 
     def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("worker killed")
 
-    monkeypatch.setattr(services, "_payout_settle_succeeded", crash)
+    monkeypatch.setattr(payout_services, "_payout_settle_succeeded", crash)
     with pytest.raises(RuntimeError):
-        services.payout_attempt(payout_id=payout.pk, now=now)
-    monkeypatch.setattr(services, "_payout_settle_succeeded", settle)
+        payout_services.payout_attempt(payout_id=payout.pk, now=now)
+    monkeypatch.setattr(payout_services, "_payout_settle_succeeded", settle)
 
     # when another worker picks it up once the first one's claim has run out
-    outcome = services.payout_attempt(
-        payout_id=payout.pk, now=now + services.PAYOUT_CLAIM + timedelta(seconds=1)
+    outcome = payout_services.payout_attempt(
+        payout_id=payout.pk, now=now + payout_services.PAYOUT_CLAIM + timedelta(seconds=1)
     )
 
     # then the gateway replayed the same refund: one refund, two calls
@@ -92,8 +94,8 @@ def test_a_worker_dying_after_the_gateway_paid_does_not_pay_twice(order, monkeyp
 def test_a_claimed_payout_is_not_sent_by_a_second_worker(order):
     payout = make_payout(order)
     now = timezone.now()
-    assert services._claim_payout(payout.pk, now)
-    assert services.payout_attempt(payout_id=payout.pk, now=now) == "skipped"
+    assert payout_services._claim_payout(payout.pk, now)
+    assert payout_services.payout_attempt(payout_id=payout.pk, now=now) == "skipped"
     assert not GatewayRefund.objects.exists()
 
 
@@ -122,7 +124,7 @@ def test_a_declined_refund_fails_with_a_reason_and_a_retry_pays_once(
     # when the gateway recovers and staff retry
     settings.FAKE_GATEWAY_MODE = "succeed"
     with django_capture_on_commit_callbacks(execute=True):
-        services.payout_retry(payout=payout, actor=staff)
+        payout_services.payout_retry(payout=payout, actor=staff)
 
     # then the same row and key are paid, once
     payout = fresh(payout)
@@ -146,7 +148,7 @@ def test_a_failing_payment_reference_keeps_failing(db, staff, django_capture_on_
 
     # when staff retry
     with django_capture_on_commit_callbacks(execute=True):
-        services.payout_retry(payout=fresh(payout), actor=staff)
+        payout_services.payout_retry(payout=fresh(payout), actor=staff)
 
     # then it fails again, nothing is refunded, and both failures are on the trail
     assert fresh(payout).status == PayoutStatus.FAILED
@@ -162,7 +164,7 @@ def test_a_timeout_after_the_refund_was_made_then_a_retry_pays_once(order, setti
     now = timezone.now()
 
     # when the payout is attempted
-    assert services.payout_attempt(payout_id=payout.pk, now=now) == "timeout"
+    assert payout_services.payout_attempt(payout_id=payout.pk, now=now) == "timeout"
 
     # then the money moved, but the payout stays pending (unknown outcome), to be asked again
     assert GatewayRefund.objects.get().calls == 1
@@ -172,7 +174,7 @@ def test_a_timeout_after_the_refund_was_made_then_a_retry_pays_once(order, setti
     assert payout.claimed_until is None
 
     # when it is attempted again with the same key (the gateway still times out on new refunds)
-    assert services.payout_attempt(payout_id=payout.pk, now=now + timedelta(minutes=1)) == (
+    assert payout_services.payout_attempt(payout_id=payout.pk, now=now + timedelta(minutes=1)) == (
         "succeeded"
     )
 
@@ -206,7 +208,7 @@ def test_a_pending_refund_settles_on_the_next_call(order, settings):
     now = timezone.now()
 
     # when the payout is attempted
-    assert services.payout_attempt(payout_id=payout.pk, now=now) == "pending"
+    assert payout_services.payout_attempt(payout_id=payout.pk, now=now) == "pending"
 
     # then the refund exists but is pending, and so is the payout
     refund = GatewayRefund.objects.get()
@@ -215,7 +217,7 @@ def test_a_pending_refund_settles_on_the_next_call(order, settings):
     assert fresh(payout).gateway_reference == refund.reference
 
     # when it is asked again
-    assert services.payout_attempt(payout_id=payout.pk, now=now + timedelta(minutes=1)) == (
+    assert payout_services.payout_attempt(payout_id=payout.pk, now=now + timedelta(minutes=1)) == (
         "succeeded"
     )
 
@@ -230,8 +232,8 @@ def test_a_pending_payment_reference_settles_too(db):
     order = OrderFactory(payment_reference="pending-ch_0002")
     payout = make_payout(order)
     now = timezone.now()
-    assert services.payout_attempt(payout_id=payout.pk, now=now) == "pending"
-    assert services.payout_attempt(payout_id=payout.pk, now=now) == "succeeded"
+    assert payout_services.payout_attempt(payout_id=payout.pk, now=now) == "pending"
+    assert payout_services.payout_attempt(payout_id=payout.pk, now=now) == "succeeded"
     assert GatewayRefund.objects.get().calls == 2
 
 
@@ -243,7 +245,7 @@ def test_cancelling_a_failed_payout_releases_its_reservation(order, staff, setti
     assert refundable(order) == Decimal("39.90")
 
     # when staff give up on it
-    services.payout_cancel(payout=fresh(payout), actor=staff)
+    payout_services.payout_cancel(payout=fresh(payout), actor=staff)
 
     # then it is cancelled and the amount is refundable again
     assert fresh(payout).status == PayoutStatus.CANCELLED
@@ -260,7 +262,7 @@ def test_only_staff_cancel_a_payout(order, buyer, settings):
     payout = make_payout(order)
     payout_send.delay(payout.pk)
     with pytest.raises(NotAllowed):
-        services.payout_cancel(payout=fresh(payout), actor=buyer)
+        payout_services.payout_cancel(payout=fresh(payout), actor=buyer)
     assert fresh(payout).status == PayoutStatus.FAILED
     assert refundable(order) == Decimal("0.00")
 
@@ -272,9 +274,9 @@ def test_a_payout_that_did_not_fail_cannot_be_cancelled_or_retried(order, staff,
     if mode == "succeed":
         payout_send.delay(payout.pk)
     with pytest.raises(InvalidTransition):
-        services.payout_cancel(payout=fresh(payout), actor=staff)
+        payout_services.payout_cancel(payout=fresh(payout), actor=staff)
     with pytest.raises(InvalidTransition):
-        services.payout_retry(payout=fresh(payout), actor=staff)
+        payout_services.payout_retry(payout=fresh(payout), actor=staff)
     assert refundable(order) == Decimal("0.00")
 
 
@@ -289,9 +291,9 @@ def test_redispatch_retries_failed_payouts_after_their_backoff(
     backoff_ends = fresh(payout).next_attempt_at
 
     # then nothing is retried before its backoff, and it is paid once after it
-    assert services.payouts_redispatch(now=backoff_ends - timedelta(seconds=1)) == 0
+    assert payout_services.payouts_redispatch(now=backoff_ends - timedelta(seconds=1)) == 0
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.payouts_redispatch(now=backoff_ends) == 1
+        assert payout_services.payouts_redispatch(now=backoff_ends) == 1
     assert fresh(payout).status == PayoutStatus.SUCCEEDED
     assert GatewayRefund.objects.get().calls == 1
     assert not Event.objects.filter(kind="payout.retried").exists()  # the system, no staff event

@@ -1,0 +1,111 @@
+"""Payouts: money going back to the original payment method, exactly once per idempotency key.
+
+The app sits between `refunds` and `orders` (docs/architecture.md): it knows orders, and the apps
+above it tell it what to pay for. Its tables keep the names they had when payouts lived in
+`orders`; the move changed Django's state only.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_fsm import FSMField, FSMModelMixin, transition
+
+from orders.models import Order, PaymentMethod, TimeStamped, _money_field
+
+
+class PayoutStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # approved, not yet confirmed by the gateway
+    SUCCEEDED = "succeeded", "Succeeded"  # the gateway refunded the money
+    FAILED = "failed", "Failed"  # the gateway refused; retried with the same key
+    CANCELLED = "cancelled", "Cancelled"  # staff gave up on it; its reservation is released
+
+
+class Payout(FSMModelMixin, TimeStamped):
+    """Money going back to the order's original payment method, exactly once per key."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payouts")
+    amount = _money_field()
+    currency = models.CharField(max_length=3)
+    payment_method = models.CharField(max_length=20, choices=PaymentMethod.choices)
+    payment_reference = models.CharField(max_length=128)
+    # Derived from what the payout pays ("cancel:<order>", "refund:<case>", "dispute:<id>"), so a
+    # duplicated request or task collides here instead of paying again.
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    purpose = models.CharField(max_length=20)
+    subject_id = models.UUIDField(null=True, blank=True)
+    gateway_reference = models.CharField(max_length=128, blank=True)
+    status = FSMField(default=PayoutStatus.PENDING, choices=PayoutStatus.choices, protected=True)
+    attempts = models.PositiveIntegerField(default=0)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A worker holds the payout until then; a crashed worker's claim simply runs out.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    overdue_alerted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "orders_payout"  # the table predates this app (see docs/architecture.md)
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payout_amount_positive"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="payout_unsettled_idx",
+                condition=Q(status__in=["pending", "failed"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} → {self.payment_method} ({self.status})"
+
+    @transition(field=status, source=PayoutStatus.PENDING, target=PayoutStatus.SUCCEEDED)
+    def succeed(self, *, gateway_reference: str, at) -> None:  # type: ignore[no-untyped-def]
+        self.gateway_reference = gateway_reference
+        self.succeeded_at = at
+        self.failure_reason = ""
+        self.next_attempt_at = None
+        self.claimed_until = None
+
+    @transition(field=status, source=PayoutStatus.PENDING, target=PayoutStatus.FAILED)
+    def fail(self, *, reason: str, next_attempt_at) -> None:  # type: ignore[no-untyped-def]
+        self.failure_reason = reason[:300]
+        self.next_attempt_at = next_attempt_at
+        self.claimed_until = None
+
+    @transition(field=status, source=PayoutStatus.FAILED, target=PayoutStatus.PENDING)
+    def retry(self, *, at) -> None:  # type: ignore[no-untyped-def]
+        self.next_attempt_at = at
+
+    @transition(field=status, source=PayoutStatus.FAILED, target=PayoutStatus.CANCELLED)
+    def cancel(self) -> None:
+        self.next_attempt_at = None
+
+
+class GatewayRefund(models.Model):
+    """The fake gateway's own ledger: what it refunded, once per idempotency key.
+
+    Tests judge "paid once" by this table, not by our payout rows.
+    """
+
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    payment_reference = models.CharField(max_length=128)
+    amount = _money_field()
+    currency = models.CharField(max_length=3)
+    reference = models.CharField(max_length=64, unique=True)
+    # pending until the fake "settles" it on the next call with the same key
+    status = models.CharField(max_length=20)
+    calls = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "orders_gatewayrefund"
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.amount} {self.currency} ({self.status})"

@@ -2,8 +2,8 @@
 #
 #   make run    the whole portal (web + Celery worker + Celery beat) on SQLite and the embedded
 #               filesystem broker, with demo data; Ctrl-C stops it
-#   make test   every check CI runs: ruff, mypy, migrations, Django checks (incl. --deploy),
-#               bandit and pytest; exits non-zero if any of them fails
+#   make test   every check CI runs: ruff, mypy, migrations, Django checks and pytest (which
+#               runs check --deploy and bandit); exits non-zero if any of them fails
 #
 # Both create .venv with python3.11 when it is missing and install the project with its dev extras.
 # Tune pytest with PYTEST_ARGS, e.g. `make test PYTEST_ARGS="-n 2 -x"`.
@@ -26,7 +26,7 @@ export VENV PYTEST_ARGS
 
 help:
 	@echo "make run             start web, Celery worker and beat on 127.0.0.1:8000 (Ctrl-C stops all)"
-	@echo "make test            run every check (ruff, mypy, migrations, checks, bandit, pytest)"
+	@echo "make test            run every check (ruff, mypy, migrations, checks, pytest)"
 	@echo "make install         (re)install the project and dev tools into $(VENV)"
 	@echo "make lint            ruff check + ruff format --check only"
 	@echo "make format          ruff format + ruff check --fix"

@@ -1,12 +1,15 @@
-"""What each kind of notice is about, who gets it, and sample data for the staff preview.
+"""The notification catalog: who is told of each kind of event, what an email reads from a
+payload, and sample data for the staff preview.
 
-The recipients of a real event come from its payload (`payload["notify"]`, written by the domain
-app that recorded it); the roles here only say which variants the preview page and the tests
-render. A kind missing here still goes out, with the generic template.
+The people a real event reaches are named in its payload (`payload["notify"]`: ids of the buyer
+and the seller, and whether staff are told), written by the domain app that recorded it; the
+catalog is the declaration a test holds the domain apps to. A kind missing here still goes out,
+with the generic template.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 # Payload keys that hold a deadline (ISO 8601 instants); every email shows each one in the
@@ -31,58 +34,82 @@ AMOUNT_KEYS: Final = (
     "desired_amount",
 )
 
-REASON_LABELS: Final = {
-    "changed_mind": "changed my mind",
-    "not_received": "item not received",
-    "not_as_described": "not as described",
-    "damaged": "arrived damaged",
-    "wrong_item": "wrong item sent",
-    "other": "other",
-}
-CLOSED_REASON_LABELS: Final = {
-    "rejected": "rejected by the seller",
-    "offer_declined": "the partial offer was declined or lapsed",
-    "expired": "the return was not shipped in time",
-    "withdrawn": "withdrawn by the buyer",
-    "dispute_lost": "the dispute was decided for the seller",
-    "dispute_withdrawn": "the dispute was withdrawn",
+
+@dataclass(frozen=True)
+class Notice:
+    """Who is told of one kind of event. No roles: the event is silent, kept for the audit trail
+    and the timelines, and no one gets a notice of it."""
+
+    roles: tuple[str, ...] = ()
+    # The author's own role is not told of what they did (a message, a file): the domain app
+    # names the other party in the payload's `notify`.
+    except_author: bool = False
+
+    @property
+    def silent(self) -> bool:
+        return not self.roles
+
+
+SILENT: Final = Notice()
+_PARTIES: Final = ("buyer", "seller")
+
+# Every kind of event the domain apps write, and who is told of it. A test generated from the
+# domain's event functions proves that each kind written is here, that each kind told has its
+# three templates, and that the roles agree with what the domain app addresses in `notify`.
+CATALOG: Final[dict[str, Notice]] = {
+    "order.received": SILENT,
+    "order.shipped": SILENT,
+    "order.delivered": SILENT,
+    "order.cancelled": Notice(_PARTIES),
+    "payout.created": SILENT,
+    "payout.retried": SILENT,
+    "payout.cancelled": SILENT,
+    "payout.succeeded": Notice(_PARTIES),
+    "payout.failed": Notice(("staff",)),
+    "payout.overdue": Notice(("buyer", "staff")),
+    "message.posted": Notice(_PARTIES, except_author=True),
+    "refund.requested": Notice(("seller",)),
+    "refund.accepted": Notice(("buyer",)),
+    "refund.auto_accepted": Notice(_PARTIES),
+    "refund.offer_made": Notice(("buyer",)),
+    "refund.offer_accepted": Notice(("seller",)),
+    "refund.offer_declined": Notice(_PARTIES),
+    "refund.offer_lapsed": Notice(_PARTIES),
+    "refund.rejected": Notice(("buyer",)),
+    "refund.return_shipped": Notice(("seller",)),
+    "refund.return_expired": Notice(_PARTIES),
+    "refund.return_confirmed": Notice(("buyer",)),
+    "refund.return_auto_confirmed": Notice(_PARTIES),
+    "refund.withdrawn": Notice(_PARTIES),
+    "refund.refunded": SILENT,  # `payout.succeeded` tells both parties the money moved
+    "refund.escalated": SILENT,  # `dispute.opened` tells everyone
+    "refund.dispute_resolved": SILENT,  # `dispute.decided` tells both parties
+    "refund.payout_blocked": Notice(("staff",)),
+    "reminder.seller_response": Notice(("seller",)),
+    "reminder.return_shipping": Notice(("buyer",)),
+    "reminder.dispute_window": Notice(("buyer",)),
+    # A file the other party adds may change what one answers or states before a deadline, so
+    # they are told; staff adding a file tells both parties.
+    "evidence.added": Notice(_PARTIES, except_author=True),
+    "dispute.opened": Notice(("buyer", "seller", "staff")),
+    "dispute.statement_added": Notice(("buyer",)),
+    "dispute.review_started": SILENT,
+    "dispute.assigned": SILENT,
+    "dispute.info_requested": Notice(_PARTIES),
+    "dispute.info_answered": Notice(("staff",)),
+    "dispute.message_posted": Notice(_PARTIES, except_author=True),
+    "dispute.decided": Notice(_PARTIES),
+    "dispute.withdrawn": Notice(_PARTIES),
+    "dispute.statement_window_lapsed": Notice(("staff",)),
+    "dispute.sla_target_passed": Notice(("staff",)),
+    "dispute.sla_due_passed": Notice(("buyer", "staff")),
 }
 
-# kind -> roles that receive it (as the domain apps record it today).
-KINDS: Final[dict[str, tuple[str, ...]]] = {
-    "refund.requested": ("seller",),
-    "refund.accepted": ("buyer",),
-    "refund.auto_accepted": ("buyer", "seller"),
-    "refund.offer_made": ("buyer",),
-    "refund.offer_accepted": ("seller",),
-    "refund.offer_declined": ("buyer", "seller"),
-    "refund.offer_lapsed": ("buyer", "seller"),
-    "refund.rejected": ("buyer",),
-    "refund.return_shipped": ("seller",),
-    "refund.return_expired": ("buyer", "seller"),
-    "refund.return_confirmed": ("buyer",),
-    "refund.return_auto_confirmed": ("buyer", "seller"),
-    "refund.withdrawn": ("buyer", "seller"),
-    "refund.payout_blocked": ("staff",),
-    "reminder.seller_response": ("seller",),
-    "reminder.return_shipping": ("buyer",),
-    "reminder.dispute_window": ("buyer",),
-    "order.cancelled": ("buyer", "seller"),
-    "payout.succeeded": ("buyer", "seller"),
-    "payout.failed": ("staff",),
-    "payout.overdue": ("buyer", "staff"),
-    "message.posted": ("buyer", "seller"),
-    "dispute.opened": ("buyer", "seller", "staff"),
-    "dispute.statement_added": ("buyer",),
-    "dispute.info_requested": ("buyer", "seller"),
-    "dispute.info_answered": ("staff",),
-    "dispute.message_posted": ("buyer", "seller"),
-    "dispute.decided": ("buyer", "seller"),
-    "dispute.withdrawn": ("buyer", "seller"),
-    "dispute.statement_window_lapsed": ("staff",),
-    "dispute.sla_target_passed": ("staff",),
-    "dispute.sla_due_passed": ("buyer", "staff"),
-}
+
+def told_kinds() -> dict[str, tuple[str, ...]]:
+    """The kinds someone is told of, with the roles that may receive each (the preview page)."""
+    return {kind: notice.roles for kind, notice in CATALOG.items() if not notice.silent}
+
 
 _CASE = "6f1c2a9e-8d4b-4c71-9a53-2f0e6b7d1c84"
 _DISPUTE = "c3a8e5d2-1b7f-4e96-8a04-5d9f2c6b3e17"
@@ -97,6 +124,7 @@ def sample_payload(kind: str) -> dict[str, Any]:
         "payment_method_label": "Visa ••4242",
         "case_id": _CASE,
         "reason": "not_as_described",
+        "reason_label": "Not as described",
         "amount": "59.900",
     }
     respond_by = {"respond_by": "2026-11-10T12:00:00+00:00"}
@@ -119,15 +147,18 @@ def sample_payload(kind: str) -> dict[str, Any]:
         "refund.offer_declined": {
             "offer_amount": "30.000",
             "closed_reason": "offer_declined",
+            "closed_reason_label": "Offer declined or lapsed",
             "dispute_by": "2026-11-14T09:30:00+00:00",
         },
         "refund.offer_lapsed": {
             "offer_amount": "30.000",
             "closed_reason": "offer_declined",
+            "closed_reason_label": "Offer declined or lapsed",
             "dispute_by": "2026-11-14T09:30:00+00:00",
         },
         "refund.rejected": {
             "closed_reason": "rejected",
+            "closed_reason_label": "Rejected by the seller",
             "reject_reason": "The item was used <and> scratched.",
             "dispute_by": "2026-11-12T12:00:00+00:00",
         },
@@ -138,6 +169,7 @@ def sample_payload(kind: str) -> dict[str, Any]:
         "refund.return_expired": {
             "return_number": "RMA-7K3F9Q2D",
             "closed_reason": "expired",
+            "closed_reason_label": "Return not shipped in time",
             "dispute_by": "2026-11-19T15:59:59.999999+00:00",
         },
         "refund.return_confirmed": {"approved_amount": "59.900", "return_number": "RMA-7K3F9Q2D"},
@@ -147,6 +179,7 @@ def sample_payload(kind: str) -> dict[str, Any]:
         },
         "refund.withdrawn": {
             "closed_reason": "withdrawn",
+            "closed_reason_label": "Withdrawn by the buyer",
             "dispute_by": "2026-11-12T12:00:00+00:00",
         },
         "refund.payout_blocked": {"approved_amount": "59.900"},
@@ -157,9 +190,10 @@ def sample_payload(kind: str) -> dict[str, Any]:
         },
         "reminder.dispute_window": {
             "closed_reason": "rejected",
+            "closed_reason_label": "Rejected by the seller",
             "dispute_by": "2026-11-12T12:00:00+00:00",
         },
-        "order.cancelled": {"reason": "out_of_stock", "case_id": None},
+        "order.cancelled": {"reason": "out_of_stock", "reason_label": None, "case_id": None},
         "payout.succeeded": {"purpose": "refund"},
         "payout.failed": {"purpose": "refund", "attempts": 2, "reason": "Card issuer unavailable"},
         "payout.overdue": {
@@ -170,6 +204,12 @@ def sample_payload(kind: str) -> dict[str, Any]:
             "pay_by": "2026-11-11T12:00:00+00:00",
         },
         "message.posted": {"excerpt": "Can you send a photo of the <box>?"},
+        "evidence.added": {
+            "author_role": "buyer",
+            "file_name": "cracked <mug>.png",
+            "evidence_kind": "photo",
+            "for_dispute": False,
+        },
     }
     dispute = {
         "dispute_id": _DISPUTE,

@@ -19,19 +19,20 @@ from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
-from babel.numbers import get_currency_precision
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string, select_template
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from orders import sql, windows
 from orders.models import Event, User
+from orders.money import format_money
 
-from .catalog import AMOUNT_KEYS, CLOSED_REASON_LABELS, DEADLINE_KEYS, REASON_LABELS
+from .catalog import AMOUNT_KEYS, DEADLINE_KEYS
 from .models import Notification, Role, Status
 
 log = logging.getLogger(__name__)
@@ -62,23 +63,31 @@ class FanOut:
     notification_ids: list[int]  # notices created for them, to queue for delivery
 
 
+def _absolute(name: str, *args: Any) -> str:
+    """The site's absolute URL of a named page; "" when the payload lacks what it takes."""
+    try:
+        path = reverse(name, args=args)
+    except NoReverseMatch:
+        return ""
+    return f"{settings.SITE_URL.rstrip('/')}{path}"
+
+
 def notification_link(*, kind: str, role: str, payload: dict[str, Any]) -> str:
     """Absolute URL of the page where the reader acts on this notice."""
-    site = settings.SITE_URL.rstrip("/")
     dispute_id, case_id = payload.get("dispute_id"), payload.get("case_id")
     if role == Role.STAFF:
         if dispute_id or kind.startswith("dispute."):
-            return f"{site}/admin/disputes/dispute/"
+            return _absolute("admin:disputes_dispute_changelist")
         if kind.startswith("payout."):
-            return f"{site}/admin/payouts/payout/"
+            return _absolute("admin:payouts_payout_changelist")
         if case_id:
-            return f"{site}/admin/refunds/refundcase/"
-        return f"{site}/admin/orders/order/"
+            return _absolute("admin:refunds_refundcase_changelist")
+        return _absolute("admin:orders_order_changelist")
     if dispute_id:
-        return f"{site}/disputes/{dispute_id}/"
+        return _absolute("dispute-detail", dispute_id)
     if case_id:
-        return f"{site}/refunds/{case_id}/"
-    return f"{site}/orders/{payload.get('order_number', '')}/"
+        return _absolute("case-detail", case_id)
+    return _absolute("order-detail", payload.get("order_number") or "") or _absolute("home")
 
 
 def _user_id(value: Any) -> int | None:
@@ -211,14 +220,19 @@ def _instant(value: Any) -> datetime | None:
     return instant if instant.tzinfo is not None else None
 
 
-def format_amount(value: Any, currency: str) -> str:
-    """ "59.900" + USD -> "59.90 USD": the currency's own minor unit, never via float."""
+def _money(value: Any, currency: str) -> str:
+    """A payload amount ("59.900") as the reader sees money everywhere: "59.90 USD"."""
     try:
-        amount = Decimal(str(value))
-        places = int(get_currency_precision(currency)) if currency else 2
-        return f"{amount.quantize(Decimal(1).scaleb(-places)):,} {currency}".strip()
+        return format_money(Decimal(str(value)), currency)
     except (InvalidOperation, ValueError, TypeError):
         return f"{value} {currency}".strip()
+
+
+def _label(payload: dict[str, Any], key: str) -> str:
+    """The label the payload carries for a code (`reason_label`), lower-cased to sit inside a
+    sentence; events written before payloads carried labels fall back to the code itself."""
+    label = payload.get(f"{key}_label") or str(payload.get(key) or "").replace("_", " ")
+    return str(label).lower()
 
 
 def notification_context(
@@ -241,11 +255,10 @@ def notification_context(
             when[key] = windows.format_both(instant, viewer_tz)
     currency = str(payload.get("currency") or "")
     money = {
-        key: format_amount(payload[key], currency)
+        key: _money(payload[key], currency)
         for key in AMOUNT_KEYS
         if payload.get(key) not in (None, "")
     }
-    site = settings.SITE_URL.rstrip("/")
     case_id = payload.get("case_id")
     happened = event.created_at if event is not None else None
     return {
@@ -255,19 +268,16 @@ def notification_context(
         "when": when,
         "money": money,
         "link": link,
-        "site_url": site,
-        "order_link": f"{site}/orders/{payload.get('order_number', '')}/",
-        "slip_link": f"{site}/refunds/{case_id}/slip/" if case_id else "",
+        "notifications_link": _absolute("notifications:list"),
+        "slip_link": _absolute("case-slip", case_id) if case_id else "",
         "recipient": recipient,
         "name": recipient.display_name if recipient is not None else "team",
         "happened_at": windows.format_both(happened, viewer_tz) if happened else "",
         "note": event.note if event is not None else "",
         "from_state": event.from_state if event is not None else "",
         "to_state": event.to_state if event is not None else "",
-        "reason_label": REASON_LABELS.get(str(payload.get("reason") or ""), ""),
-        "closed_reason_label": CLOSED_REASON_LABELS.get(
-            str(payload.get("closed_reason") or ""), ""
-        ),
+        "reason_label": _label(payload, "reason"),
+        "closed_reason_label": _label(payload, "closed_reason"),
         "marketplace_tz": windows.marketplace_tz().key,
         "viewer_tz": viewer_tz or windows.marketplace_tz().key,
     }

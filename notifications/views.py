@@ -16,7 +16,7 @@ from orders.models import User
 from orders.paging import first_page_or_paginate
 
 from . import services
-from .catalog import KINDS, sample_payload
+from .catalog import sample_payload, told_kinds
 from .models import Notification
 from .selectors import notification_list_for_user, notifications_with_headlines
 
@@ -82,10 +82,11 @@ def notification_preview(request: HttpRequest) -> HttpResponse:
     if not (request.user.is_authenticated and request.user.is_staff):
         raise Http404
     wanted = request.GET.get("kind") or ""
-    kinds = [wanted] if wanted else [*KINDS, "unknown.kind"]
+    told = told_kinds()
+    kinds = [wanted] if wanted else [*told, "unknown.kind"]
     previews: list[dict[str, Any]] = []
     for kind in kinds:
-        for role in KINDS.get(kind, ("buyer",)):
+        for role in told.get(kind) or ("buyer",):
             payload = sample_payload(kind)
             recipient = _sample_recipient(role)
             link = services.notification_link(kind=kind, role=role, payload=payload)

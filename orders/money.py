@@ -99,4 +99,9 @@ def format_optional_amount(amount: Decimal | None, currency: str) -> str | None:
 
 
 def format_money(amount: Decimal, currency: str) -> str:
-    return f"{format_amount(amount, currency)} {currency}"
+    """The human form, for pages, the admin and emails: "1,234.50 USD", "1,200 JPY".
+
+    Thousands are grouped so a reader cannot misread a large amount; machine forms (the API,
+    form values) use `format_amount`, which never groups.
+    """
+    return f"{quantize(amount, currency):,f} {currency}".strip()

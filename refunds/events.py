@@ -41,11 +41,13 @@ def case_payload(case: RefundCase) -> dict[str, Any]:
     """What any notice about this case may show: numbers, amounts and the running deadlines."""
     return {
         "reason": case.reason,
+        "reason_label": case.get_reason_display(),
         "amount": str(case.amount),
         "approved_amount": str(case.approved_amount) if case.approved_amount is not None else None,
         "offer_amount": str(case.offer_amount) if case.offer_amount is not None else None,
         "return_number": case.issued_return_number,
         "closed_reason": case.closed_reason or None,
+        "closed_reason_label": case.get_closed_reason_display() if case.closed_reason else None,
         "respond_by": case.respond_by,
         "offer_by": case.offer_by,
         "return_by": case.return_by,
@@ -91,6 +93,7 @@ def event_evidence_added(
         notify=tuple(role for role in NOTIFY["evidence.added"] if role != actor_role),
         case_id=case.public_id,
         evidence_id=evidence.public_id,
+        author_role=actor_role,
         file_name=evidence.original_name,
         content_type=evidence.content_type,
         size=evidence.size,

@@ -34,7 +34,7 @@ from orders.sweeps import (
 )
 
 from .events import NOTIFY
-from .models import DISPUTABLE_REASONS, ClosedReason, RefundCase, State
+from .models import DISPUTABLE_REASONS, ClosedReason, Reason, RefundCase, State
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +223,7 @@ def _build_case_events(ids: list[int], sweep: Sweep, now: datetime) -> list[Even
                     "payment_method_label": order.payment_method_label,
                     "case_id": str(row["public_id"]),
                     "reason": row["reason"],
+                    "reason_label": Reason(row["reason"]).label,
                     "amount": str(row["amount"]),
                     "approved_amount": None
                     if row["approved_amount"] is None
@@ -232,6 +233,9 @@ def _build_case_events(ids: list[int], sweep: Sweep, now: datetime) -> list[Even
                     else str(row["offer_amount"]),
                     "return_number": row["return_number"] if row["rma_issued_at"] else None,
                     "closed_reason": row["closed_reason"] or None,
+                    "closed_reason_label": ClosedReason(row["closed_reason"]).label
+                    if row["closed_reason"]
+                    else None,
                     "respond_by": _iso(row["respond_by"]),
                     "offer_by": _iso(row["offer_by"]),
                     "return_by": _iso(row["return_by"]),
@@ -246,18 +250,26 @@ def _build_case_events(ids: list[int], sweep: Sweep, now: datetime) -> list[Even
 _DEADLINES = ("respond_by", "offer_by", "return_by", "confirm_by", "dispute_by")
 
 
+def _label_sql(key: str, column: str, choices: list[tuple[str, str]]) -> Any:
+    """The SQL twin of `get_FOO_display()`: the label of the code in `column` (NULL if none)."""
+    whens = " ".join("WHEN %s THEN %s" for _ in choices)
+    return (key, f"CASE {column} {whens} END", [str(v) for choice in choices for v in choice])
+
+
 def _case_payload_sql(sweep: Sweep) -> PayloadSql:
     """The SQL twin of the payload above, over the moved case `m` (same keys, same strings)."""
     return [
         *order_payload_sql(NOTIFY[sweep.event_kind]),
         ("case_id", "m.public_id::text", []),
         ("reason", "m.reason", []),
+        _label_sql("reason_label", "m.reason", Reason.choices),
         # numeric::text keeps the column's scale, as str(Decimal) of the fetched value does.
         ("amount", "m.amount::text", []),
         ("approved_amount", "m.approved_amount::text", []),
         ("offer_amount", "m.offer_amount::text", []),
         ("return_number", "CASE WHEN m.rma_issued_at IS NOT NULL THEN m.return_number END", []),
         ("closed_reason", "NULLIF(m.closed_reason, '')", []),
+        _label_sql("closed_reason_label", "m.closed_reason", ClosedReason.choices),
         *[(name, iso_sql(f"m.{name}"), []) for name in _DEADLINES],
     ]
 

@@ -77,7 +77,7 @@ def _case(shop, *, state: str, i: int = 0, **fields: Any) -> RefundCase:
         shop=shop,
         number=f"ORD-SW-{next(_numbers)}",
         currency="EUR",
-        total=Decimal("120.50"),
+        items=[("SKU-SW", "Kettle", 1, Decimal("120.50"))],
         **PAYMENTS[i % len(PAYMENTS)],
     )
     base: dict[str, Any] = {

@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 from django.conf import settings
 
-from notifications.catalog import DEADLINE_KEYS, KINDS, sample_payload
+from notifications.catalog import DEADLINE_KEYS, sample_payload, told_kinds
 from notifications.services import template_exists
 from orders import windows
 from tests.notifications.conftest import OPS, dispatch, html_of, mails_to, record
@@ -35,10 +35,10 @@ def expected_link(kind: str, role: str, payload: dict) -> str:
     return f"{site}/orders/{payload['order_number']}/"
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", sorted(told_kinds()))
 def test_each_kind_reaches_exactly_its_recipients_with_deadlines_in_both_zones(kind, order, people):
-    # given an event of this kind, recorded for the roles the domain app names
-    roles = KINDS[kind]
+    # given an event of this kind, recorded for the roles the catalog names
+    roles = told_kinds()[kind]
     payload = sample_payload(kind)
     payload["order_number"] = order.number
     record(order, kind, notify=roles, **payload)
@@ -164,12 +164,47 @@ def test_a_shop_name_cannot_inject_a_header_or_markup_into_the_subject(order, bu
     assert "<b>" not in html
 
 
-def test_amounts_use_the_currency_minor_unit(order, buyer):
-    record(order, "payout.succeeded", notify=("buyer",), amount="59.900")
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [("59.900", "59.90 USD"), ("1234567.500", "1,234,567.50 USD")],
+    ids=["minor-unit", "thousands-grouped-as-on-the-pages"],
+)
+def test_amounts_use_the_currency_minor_unit(order, buyer, stored, shown):
+    record(order, "payout.succeeded", notify=("buyer",), amount=stored)
 
     dispatch()
 
     [message] = mails_to(buyer.email)
-    assert "59.90 USD" in message.subject
+    assert shown in message.subject
     assert "Visa ••4242" in message.subject
-    assert "59.900" not in message.body
+    assert stored not in message.body
+
+
+def test_a_reason_reads_the_label_the_payload_carries(order, seller):
+    record(
+        order,
+        "refund.requested",
+        notify=("seller",),
+        amount="9.000",
+        reason="other",
+        reason_label="Something the label says",
+    )
+
+    dispatch()
+
+    assert "(reason: something the label says)" in mails_to(seller.email)[0].body
+
+
+def test_an_event_written_before_payloads_carried_labels_still_names_its_reason(order, buyer):
+    # given an event as it was written before: the codes, no labels
+    record(
+        order,
+        "reminder.dispute_window",
+        notify=("buyer",),
+        closed_reason="offer_declined",
+        dispute_by="2026-11-12T12:00:00+00:00",
+    )
+
+    dispatch()
+
+    assert "is closed (offer declined)" in mails_to(buyer.email)[0].body

@@ -20,10 +20,11 @@ from payouts.models import Payout
 from payouts.services import order_cancel_by_buyer, order_cancel_out_of_stock, payout_attempt
 from payouts.sweeps import payouts_overdue_alert
 from refunds import services as refunds
+from refunds.evidence import evidence_add
 from refunds.sweeps import refund_sweeps_run
 from tests.disputes.factories import dispute_for, with_statement
 from tests.notifications.conftest import OPS, dispatch, html_of, mails_to, the_mail_to
-from tests.refunds.factories import SECOND, file_refund, reload
+from tests.refunds.factories import SECOND, file_refund, png_bytes, reload, upload
 
 SITE = settings.SITE_URL
 
@@ -171,6 +172,34 @@ def test_a_paid_refund_tells_buyer_and_seller_the_amount_and_the_card(order, buy
     assert "Visa ••4242" in to_seller.body and "20.00 USD" in to_seller.subject
     assert f"{SITE}/refunds/{case.public_id}/" in to_buyer.body
     assert mails_to(OPS) == []
+
+
+def test_a_file_added_to_a_case_tells_the_other_party_and_staff_files_tell_both(
+    order, buyer, seller, staff, private_storage
+):
+    case = file_refund(order, amount="20.00")
+    dispatch()
+    fresh_outbox()
+
+    # when the buyer adds a photo, the seller is told (the buyer knows what they added)
+    evidence_add(case=case, actor=buyer, upload=upload("cracked <mug>.png", png_bytes()))
+    dispatch()
+
+    message = the_mail_to(seller.email)
+    assert message.subject == f"New file on the refund case for order {order.number}"
+    assert "The buyer added a file" in message.body and "cracked <mug>.png" in message.body
+    assert "cracked &lt;mug&gt;.png" in html_of(message)
+    assert f"{SITE}/refunds/{case.public_id}/" in message.body
+    assert mails_to(buyer.email) == []
+    fresh_outbox()
+
+    # when staff add one, both parties are told
+    evidence_add(case=case, actor=staff, upload=upload("label.png", png_bytes()))
+    dispatch()
+
+    assert "Our team added a file" in the_mail_to(buyer.email).body
+    assert "Our team added a file" in the_mail_to(seller.email).body
+    assert mails_to(staff.email) == []
 
 
 def test_a_failing_payout_alerts_staff_and_the_ops_address(order, seller, staff, settings):

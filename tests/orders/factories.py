@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import factory
 from django.utils import timezone
@@ -31,8 +32,22 @@ class ShopFactory(factory.django.DjangoModelFactory):
     return_policy = timedelta(days=15)
 
 
+Line = tuple[str, str, int, Decimal]  # sku, title, quantity, unit price
+
+DEFAULT_LINES: tuple[Line, ...] = (
+    ("SKU-1", "Travel mug", 2, Decimal("20.00")),
+    ("SKU-2", "Tea sampler", 1, Decimal("19.90")),
+)
+
+
+def lines_total(lines: Any) -> Decimal:
+    return sum((quantity * price for _sku, _title, quantity, price in lines), Decimal(0))
+
+
 class OrderFactory(factory.django.DjangoModelFactory):
-    """A paid order of two lines (2 × 20.00 + 1 × 19.90 = 59.90 USD) paid by Visa ••4242."""
+    """A paid order, by default of two lines (2 × 20.00 + 1 × 19.90 = 59.90 USD) paid by Visa
+    ••4242. `items=[(sku, title, quantity, unit_price), …]` gives other lines; the total is
+    always the sum of the lines, as the marketplace feed delivers it."""
 
     class Meta:
         model = Order
@@ -42,7 +57,8 @@ class OrderFactory(factory.django.DjangoModelFactory):
     buyer = factory.SubFactory(UserFactory)
     shop = factory.SubFactory(ShopFactory)
     currency = "USD"
-    total = Decimal("59.90")
+    items: Any = DEFAULT_LINES
+    total = factory.LazyAttribute(lambda o: lines_total(o.items))
     payment_method = "card"
     payment_reference = factory.Sequence(lambda n: f"ch_{n:08d}")
     card_brand = "Visa"
@@ -50,17 +66,25 @@ class OrderFactory(factory.django.DjangoModelFactory):
     placed_at = factory.LazyFunction(timezone.now)
     return_policy = factory.LazyAttribute(lambda o: o.shop.return_policy)
 
-    @factory.post_generation
-    def items(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
-        if not create:
-            return
-        lines = extracted or [
-            ("SKU-1", "Travel mug", 2, Decimal("20.00")),
-            ("SKU-2", "Tea sampler", 1, Decimal("19.90")),
-        ]
+    @classmethod
+    def _build(cls, model_class: type[Order], *args: Any, **kwargs: Any) -> Order:
+        kwargs.pop("items")
+        return super()._build(model_class, *args, **kwargs)
+
+    @classmethod
+    def _create(cls, model_class: type[Order], *args: Any, **kwargs: Any) -> Order:
+        lines = list(kwargs.pop("items"))
+        if kwargs["total"] != lines_total(lines):
+            raise ValueError(
+                f"An order's total is the sum of its items ({lines_total(lines)}), "
+                f"not {kwargs['total']}: give the items instead."
+            )
+        order: Order = super()._create(model_class, *args, **kwargs)
         OrderItem.objects.bulk_create(
-            OrderItem(order=self, sku=s, title=t, quantity=q, unit_price=p) for s, t, q, p in lines
+            OrderItem(order=order, sku=sku, title=title, quantity=quantity, unit_price=price)
+            for sku, title, quantity, price in lines
         )
+        return order
 
 
 def shipped(order: Order, *, at=None) -> Order:  # type: ignore[no-untyped-def]

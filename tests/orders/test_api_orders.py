@@ -505,7 +505,7 @@ def test_list_query_count_does_not_grow_with_orders(api, buyer, seller, rows):
 def test_detail_query_count_does_not_grow_with_items(api, buyer, seller, django_assert_num_queries):
     small = OrderFactory(buyer=buyer, shop=seller.shops.get())
     lines = [(f"S{i}", "Thing", 1, Decimal("1.00")) for i in range(9)]
-    big = OrderFactory(buyer=buyer, shop=seller.shops.get(), total=Decimal("9.00"), items=lines)
+    big = OrderFactory(buyer=buyer, shop=seller.shops.get(), items=lines)
     client = api(buyer)
     with django_assert_num_queries(2):
         assert client.get(url("order-detail", small.number)).status_code == 200

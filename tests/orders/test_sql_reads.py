@@ -51,7 +51,7 @@ def rich_order(buyer, seller):
         buyer=buyer,
         shop=seller.shops.get(),
         number="ORD-RICH",
-        total=Decimal("1234.56"),
+        items=[("SKU-R", "Rich mug", 1, Decimal("1234.56"))],
         reserved=Decimal("10.05"),
         placed_at=datetime(2026, 3, 1, 23, 30, 15, 123456, tzinfo=CHINA),
         deliver_by=datetime(2026, 3, 9, 12, 0, tzinfo=BERLIN),
@@ -276,7 +276,12 @@ def test_prep_gives_a_parameter_that_finds_the_row(order):
 def orders_of(buyer, count: int, start: datetime = T0) -> list[Order]:
     shop = ShopFactory()
     return [
-        OrderFactory(buyer=buyer, shop=shop, placed_at=start + timedelta(hours=i), items=[])
+        OrderFactory(
+            buyer=buyer,
+            shop=shop,
+            placed_at=start + timedelta(hours=i),
+            items=[("SKU-1", "Mug", 1, Decimal("1.00"))],
+        )
         for i in range(count)
     ]
 
@@ -496,7 +501,7 @@ def market(buyer, other_buyer, seller, other_seller):
             shop=shop,
             number=f"MKT-{index}",
             placed_at=T0 + timedelta(hours=hours),
-            total=Decimal("10.00") + index,
+            items=[("SKU-1", "Mug", 1, Decimal("10.00") + index)],
         )
 
 

@@ -73,7 +73,6 @@ def test_amounts_use_the_currencys_decimals(api, buyer, seller):
         buyer=buyer,
         shop=seller.shops.get(),
         currency="JPY",
-        total=Decimal("1200"),
         items=[("SKU-J", "Teapot", 1, Decimal("1200"))],
     )
 

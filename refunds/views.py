@@ -81,8 +81,8 @@ from .selectors import (
     refund_open_case_for_order,
     refund_role,
     refund_thread,
-    refund_timeline,
 )
+from .timeline import refund_timeline_entries
 
 ORDERS_PER_PAGE = 50
 
@@ -686,89 +686,6 @@ CASE_ACTIONS: dict[str, tuple[type, Any, str]] = {
 }
 
 
-EVENT_WORDS = {
-    "refund.requested": "Refund requested",
-    "refund.accepted": "The seller accepted the request",
-    "refund.auto_accepted": "Accepted automatically: the seller did not answer in time",
-    "refund.offer_made": "The seller offered a partial refund",
-    "refund.offer_accepted": "The buyer accepted the offer",
-    "refund.offer_declined": "The buyer declined the offer",
-    "refund.offer_lapsed": "The offer lapsed: no answer in time",
-    "refund.rejected": "The seller rejected the request",
-    "refund.return_shipped": "The return was shipped",
-    "refund.return_expired": "Closed: the return was not shipped in time",
-    "refund.return_confirmed": "The seller confirmed the return arrived",
-    "refund.return_auto_confirmed": "Return counted as received: the seller did not confirm "
-    "in time",
-    "refund.withdrawn": "The buyer withdrew the request",
-    "refund.refunded": "Refund paid",
-    "refund.escalated": "Dispute opened",
-    "refund.dispute_resolved": "Dispute ended",
-    "refund.payout_blocked": "Payment held for a staff check",
-    "payout.created": "Refund approved; payment started",
-    "payout.succeeded": "The money went back",
-    "payout.failed": "A payment attempt failed; it is retried automatically",
-    "payout.retried": "Payment retried",
-    "evidence.added": "File added",
-    "reminder.seller_response": "Reminder sent to the seller",
-    "reminder.return_shipping": "Reminder sent to the buyer",
-    "reminder.dispute_window": "Reminder sent to the buyer",
-    "dispute.opened": "Dispute opened",
-    "dispute.statement_added": "The seller added a statement",
-    "dispute.review_started": "Staff started the review",
-    "dispute.info_requested": "Staff asked for more information",
-    "dispute.info_answered": "Information sent to staff",
-    "dispute.evidence_added": "File added to the dispute",
-    "dispute.decided": "Staff decided the dispute",
-    "dispute.withdrawn": "The buyer withdrew the dispute",
-    "dispute.statement_window_lapsed": "The seller's time for a statement ended",
-}
-# Kinds the timeline leaves out: messages have their own thread; staff-desk bookkeeping.
-TIMELINE_SKIP = {
-    "message.posted",
-    "dispute.message_posted",
-    "dispute.assigned",
-    "dispute.sla_target_passed",
-    "dispute.sla_due_passed",
-}
-
-
-def timeline_rows(
-    events: Any, currency: str, *, skip: frozenset[str] = frozenset()
-) -> list[dict[str, Any]]:
-    """The audit events as lines a person reads: what happened, when, by whom."""
-    rows = []
-    for event in events:
-        if event.kind in TIMELINE_SKIP or event.kind in skip:
-            continue
-        what = EVENT_WORDS.get(event.kind, event.kind.replace(".", ": ").replace("_", " "))
-        detail = ""
-        payload = event.payload or {}
-        if event.kind == "refund.offer_made" and payload.get("offer_amount"):
-            what = f"The seller offered {_money(payload['offer_amount'], currency)}"
-        elif event.kind in ("evidence.added", "dispute.evidence_added"):
-            detail = payload.get("file_name", "")
-        elif event.kind == "payout.succeeded" and payload.get("amount"):
-            what = (
-                f"{_money(payload['amount'], currency)} went back to "
-                f"{payload.get('payment_method_label', 'the original payment method')}"
-            )
-        elif event.kind == "refund.return_shipped":
-            detail = " ".join(
-                filter(None, [payload.get("carrier"), payload.get("tracking_number")])
-            )
-        rows.append(
-            {
-                "when": event.created_at,
-                "what": what,
-                "who": event.actor.display_name if event.actor_id else "RefundPortal",
-                "note": event.note,
-                "detail": detail,
-            }
-        )
-    return rows
-
-
 def _next_step(case: RefundCase, role: str, now: datetime) -> dict[str, Any]:
     """The banner at the top of the case page: what happens next, who acts, until when."""
     order = case.order
@@ -909,7 +826,7 @@ def _case_page(
         "next": _next_step(case, role, now),
         "available": available,
         "items": refund_items_read(case=case),
-        "timeline": timeline_rows(refund_timeline(case=case), case.currency),
+        "timeline": refund_timeline_entries(case=case),
         "thread": refund_thread(case=case),
         "evidence": refund_evidence_list(case=case, for_dispute=False),
         "dispute": dispute,

@@ -30,7 +30,7 @@ from refunds.forms import CaseMessageForm
 from refunds.models import DISPUTABLE_REASONS, RefundCase
 from refunds.models import State as CaseState
 from refunds.selectors import refund_case_read
-from refunds.views import timeline_rows
+from refunds.timeline import refund_timeline_entries
 
 from . import services
 from .forms import (
@@ -43,7 +43,6 @@ from .models import UNDECIDED_STATES, Dispute, DisputeState
 from .selectors import (
     dispute_actions,
     dispute_case_evidence,
-    dispute_events,
     dispute_evidence,
     dispute_get_for_user,
     dispute_list_for_user,
@@ -185,12 +184,7 @@ def _dispute_page(
         "thread": list(dispute_transcript(dispute=dispute)),
         "evidence": list(dispute_evidence(dispute=dispute)),
         "case_evidence": list(dispute_case_evidence(dispute=dispute)),
-        # The dispute's own events say the same as the case's escalated / resolved ones.
-        "timeline": timeline_rows(
-            dispute_events(dispute=dispute),
-            case.currency,
-            skip=frozenset({"refund.escalated", "refund.dispute_resolved"}),
-        ),
+        "timeline": refund_timeline_entries(case=case),
         "statement_form": forms.get("statement") or StatementForm(),
         "message_form": forms.get("message") or CaseMessageForm(),
         "evidence_form": forms.get("evidence") or DisputeEvidenceForm(),

@@ -88,20 +88,18 @@ def refund_check_window(*, order: Order, reason: str, now: datetime, viewer: Use
         )
 
 
-@transaction.atomic
-def refund_request(
+def refund_request_validate(
     *,
     order: Order,
     buyer: User,
     reason: str,
     amount: Any = None,
-    description: str = "",
-    return_item: bool = False,
     items: list[ItemRequest] | None = None,
-    now: datetime | None = None,
-) -> RefundCase:
-    now = now or timezone.now()
-    order = order_lock(order)
+    now: datetime,
+) -> tuple[Decimal, list[RefundItem]]:
+    """Every rule a refund request must meet, without a write or a lock: step 3 of the request
+    pages asks it as it stands, `refund_request` asks it again under the order's row lock.
+    Returns the amount and the item lines (unsaved) the request would file."""
     if order.buyer_id != buyer.pk:
         raise NotAllowed("Only the buyer of this order can ask for a refund.")
     if reason not in Reason.values:
@@ -136,6 +134,26 @@ def refund_request(
             f"At most {order.refundable} {order.currency} can be refunded on this order.",
             fields={"amount": [f"At most {order.refundable} {order.currency}."]},
         )
+    return value, item_rows
+
+
+@transaction.atomic
+def refund_request(
+    *,
+    order: Order,
+    buyer: User,
+    reason: str,
+    amount: Any = None,
+    description: str = "",
+    return_item: bool = False,
+    items: list[ItemRequest] | None = None,
+    now: datetime | None = None,
+) -> RefundCase:
+    now = now or timezone.now()
+    order = order_lock(order)
+    value, item_rows = refund_request_validate(
+        order=order, buyer=buyer, reason=reason, amount=amount, items=items, now=now
+    )
     case = RefundCase(
         order=order,
         reason=reason,

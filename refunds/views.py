@@ -10,21 +10,15 @@ data already loaded: a page costs the same number of queries with 5 rows as with
 
 from __future__ import annotations
 
-import shutil
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.files import File
-from django.db import transaction
 from django.db.models import prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -56,6 +50,15 @@ from payouts.services import order_cancel_by_buyer, order_cancel_out_of_stock
 
 from . import services
 from .badges import case_badge_html, order_badge_html, steps_html
+from .drafts import (
+    RefundDraft,
+    refund_draft_add_files,
+    refund_draft_get,
+    refund_draft_remove_files,
+    refund_draft_save,
+    refund_draft_submit,
+    refund_draft_validate,
+)
 from .evidence import evidence_add
 from .forms import (
     EVIDENCE_HELP,
@@ -79,8 +82,8 @@ from .selectors import (
     refund_open_case_for_order,
     refund_role,
     refund_thread,
-    refund_timeline,
 )
+from .timeline import refund_timeline_entries
 
 ORDERS_PER_PAGE = 50
 
@@ -446,76 +449,11 @@ def order_invoice(request: HttpRequest, number: str) -> HttpResponse:
 
 # --- the refund request, in four steps -----------------------------------------------------------
 #
-# Step 1 is choosing the order (My orders). Steps 2 and 3 keep what was chosen in the session and
-# are checked with the same service that files the request: step 2 with `refund_check_window`,
-# step 3 by running `refund_request` inside a savepoint that is then rolled back (same rules,
-# nothing written, no notice sent). Files chosen in step 3 are kept in a private draft folder
-# (outside the static root) and attached in the POST that files the case, right after it is
-# created; a file that is refused is named on the case page, with the reason, and the case
-# stands.
-
-
-class _DryRun(Exception):
-    pass
-
-
-def _draft_key(order: Order) -> str:
-    return f"refund_draft:{order.number}"
-
-
-def _draft(request: HttpRequest, order: Order) -> dict[str, Any]:
-    return dict(request.session.get(_draft_key(order)) or {})
-
-
-def _save_draft(request: HttpRequest, order: Order, draft: dict[str, Any]) -> None:
-    request.session[_draft_key(order)] = draft
-
-
-def _drafts_root() -> Path:
-    return Path(settings.PRIVATE_STORAGE_ROOT) / "drafts"
-
-
-DRAFT_FILE_MAX_AGE = 24 * 3600
-
-
-def _stash(upload: Any) -> dict[str, Any]:
-    root = _drafts_root()
-    root.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex
-    with open(root / token, "wb") as out:
-        for chunk in upload.chunks():
-            out.write(chunk)
-    return {"token": token, "name": str(upload.name)[:200], "size": int(upload.size)}
-
-
-def _stashed_path(token: str) -> Path:
-    # Tokens are our own uuid4 hex; anything else never becomes a path.
-    if len(token) != 32 or any(c not in "0123456789abcdef" for c in token):
-        raise Http404("No such draft file.")
-    return _drafts_root() / token
-
-
-def _discard_files(files: list[dict[str, Any]]) -> None:
-    for item in files:
-        _stashed_path(item["token"]).unlink(missing_ok=True)
-
-
-def _sweep_old_drafts() -> None:
-    """Abandoned drafts' files go after a day (checked whenever a new file is stashed)."""
-    root = _drafts_root()
-    if not root.is_dir():
-        return
-    cutoff = time.time() - DRAFT_FILE_MAX_AGE
-    for path in root.iterdir():
-        try:
-            if path.stat().st_mtime >= cutoff:
-                continue
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
-        except OSError:
-            continue
+# Step 1 is choosing the order (My orders). Steps 2 and 3 keep what was chosen in a draft
+# (refunds/drafts.py) and check it with the rules the filing service applies: step 2 with
+# `refund_check_window`, step 3 with `refund_draft_validate` (no write, no lock). Step 4 files
+# the draft and attaches its files to the new case; a file that is refused is named on the case
+# page, with the reason, and the case stands.
 
 
 def _buyer_order(request: HttpRequest, number: str) -> tuple[Order, RedirectOrNone]:
@@ -535,13 +473,13 @@ def _buyer_order(request: HttpRequest, number: str) -> tuple[Order, RedirectOrNo
 RedirectOrNone = HttpResponse | None
 
 
-def _steps(current: int, order: Order, draft: dict[str, Any]) -> list[dict[str, Any]]:
+def _steps(current: int, order: Order, draft: RefundDraft) -> list[dict[str, Any]]:
     labels = ["Order", "Reason", "Details", "Review"]
     urls = [
         reverse("order-list"),
         reverse("refund-start", args=[order.number]),
-        reverse("refund-details", args=[order.number]) if draft.get("reason") else "",
-        reverse("refund-review", args=[order.number]) if draft.get("amount") else "",
+        reverse("refund-details", args=[order.number]) if draft.reason else "",
+        reverse("refund-review", args=[order.number]) if draft.amount else "",
     ]
     return [
         {
@@ -564,7 +502,7 @@ def refund_start(request: HttpRequest, number: str) -> HttpResponse:
         return away
     user = _user(request)
     now = timezone.now()
-    draft = _draft(request, order)
+    draft = refund_draft_get(session=request.session, order=order)
     options = refund_filing_options(order=order, user=user, now=now)
     if request.method == "POST":
         form = ReasonForm(request.POST)
@@ -575,11 +513,11 @@ def refund_start(request: HttpRequest, number: str) -> HttpResponse:
             except DomainError as exc:
                 apply_domain_error(form, exc)
             else:
-                draft["reason"] = reason
-                _save_draft(request, order, draft)
+                draft.reason = reason
+                refund_draft_save(session=request.session, order=order, draft=draft)
                 return redirect("refund-details", number=order.number)
     else:
-        form = ReasonForm(initial={"reason": draft.get("reason")})
+        form = ReasonForm(initial={"reason": draft.reason or None})
     selected = form["reason"].value()
     return render_page(
         request,
@@ -597,43 +535,15 @@ def refund_start(request: HttpRequest, number: str) -> HttpResponse:
     )
 
 
-def _details_initial(draft: dict[str, Any], order: Order) -> dict[str, Any]:
+def _details_initial(draft: RefundDraft, order: Order) -> dict[str, Any]:
     initial: dict[str, Any] = {
-        "amount": draft.get("amount") or format_amount(order.refundable, order.currency),
-        "return_item": "yes" if draft.get("return_item") else "no",
-        "description": draft.get("description", ""),
+        "amount": draft.amount or format_amount(order.refundable, order.currency),
+        "return_item": "yes" if draft.return_item else "no",
+        "description": draft.description,
     }
-    for item_id, qty in (draft.get("items") or {}).items():
+    for item_id, qty in draft.items.items():
         initial[f"item_{item_id}"] = qty
     return initial
-
-
-def _dry_run(order: Order, user: User, draft: dict[str, Any], now: datetime) -> None:
-    """Check a draft with the filing service itself; nothing is written (savepoint rollback)."""
-    try:
-        with transaction.atomic():
-            services.refund_request(**_request_kwargs(order, user, draft, now))
-            raise _DryRun
-    except _DryRun:
-        pass
-
-
-def _request_kwargs(
-    order: Order, user: User, draft: dict[str, Any], now: datetime
-) -> dict[str, Any]:
-    return {
-        "order": order,
-        "buyer": user,
-        "reason": draft.get("reason", ""),
-        "amount": draft.get("amount"),
-        "description": draft.get("description", ""),
-        "return_item": bool(draft.get("return_item")),
-        "items": [
-            services.ItemRequest(order_item_id=int(k), quantity=int(v))
-            for k, v in (draft.get("items") or {}).items()
-        ],
-        "now": now,
-    }
 
 
 @login_required
@@ -644,58 +554,35 @@ def refund_details(request: HttpRequest, number: str) -> HttpResponse:
     if away is not None:
         return away
     user = _user(request)
-    draft = _draft(request, order)
-    if not draft.get("reason"):
+    draft = refund_draft_get(session=request.session, order=order)
+    if not draft.reason:
         messages.info(request, "First choose why you want a refund.")
         return redirect("refund-start", number=order.number)
     prefetch_related_objects([order], "items")  # shop and buyer came with it
     file_errors: list[str] = []
     if request.method == "POST":
         form = DetailsForm(request.POST, order=order)
-        uploads = request.FILES.getlist("evidence")
-        kept = list(draft.get("files") or [])
-        removed = set(request.POST.getlist("remove_file"))
-        if removed:
-            _discard_files([f for f in kept if f["token"] in removed])
-            kept = [f for f in kept if f["token"] not in removed]
-        max_bytes, max_files = settings.EVIDENCE_MAX_BYTES, settings.EVIDENCE_MAX_FILES
-        accepted: list[Any] = []
-        for upload in uploads:
-            if (upload.size or 0) > max_bytes:
-                file_errors.append(
-                    f"“{upload.name}” is too large: at most {max_bytes // (1024 * 1024)} MB."
-                )
-            elif len(kept) + len(accepted) >= max_files:
-                file_errors.append(f"“{upload.name}” was not added: at most {max_files} files.")
-            else:
-                accepted.append(upload)
-        if accepted:
-            _sweep_old_drafts()
-            kept.extend(_stash(upload) for upload in accepted)
-        draft["files"] = kept
+        refund_draft_remove_files(draft=draft, tokens=set(request.POST.getlist("remove_file")))
+        file_errors = refund_draft_add_files(draft=draft, uploads=request.FILES.getlist("evidence"))
         if form.is_valid():
-            draft.update(
-                {
-                    "amount": form.cleaned_data["amount"].strip(),
-                    "return_item": form.cleaned_data["return_item"] == "yes",
-                    "description": form.cleaned_data["description"],
-                    "items": {str(k): v for k, v in form.item_quantities().items()},
-                }
-            )
+            draft.amount = form.cleaned_data["amount"].strip()
+            draft.return_item = form.cleaned_data["return_item"] == "yes"
+            draft.description = form.cleaned_data["description"]
+            draft.items = {str(k): v for k, v in form.item_quantities().items()}
             try:
-                _dry_run(order, user, draft, timezone.now())
+                refund_draft_validate(draft=draft, order=order, buyer=user, now=timezone.now())
             except DomainError as exc:
+                draft.amount = ""  # step 4 stays closed until the details pass
                 if exc.fields and "reason" in exc.fields:
                     # The window closed since step 2: say so where the reason is chosen.
-                    draft.pop("amount", None)
-                    _save_draft(request, order, draft)
+                    refund_draft_save(session=request.session, order=order, draft=draft)
                     messages.error(request, exc.message)
                     return redirect("refund-start", number=order.number)
                 apply_domain_error(form, exc)
         else:
-            draft.pop("amount", None)
-        _save_draft(request, order, draft)
-        if form.is_valid() and not form.errors and not file_errors:
+            draft.amount = ""
+        refund_draft_save(session=request.session, order=order, draft=draft)
+        if draft.amount and not file_errors:
             return redirect("refund-review", number=order.number)
     else:
         form = DetailsForm(initial=_details_initial(draft, order), order=order)
@@ -705,8 +592,8 @@ def refund_details(request: HttpRequest, number: str) -> HttpResponse:
         {
             "order": order,
             "form": form,
-            "reason_label": Reason(draft["reason"]).label,
-            "files": draft.get("files") or [],
+            "reason_label": Reason(draft.reason).label,
+            "files": draft.files,
             "file_errors": file_errors,
             "evidence_help": EVIDENCE_HELP,
             "steps": _steps(3, order, draft),
@@ -725,22 +612,26 @@ def refund_review(request: HttpRequest, number: str) -> HttpResponse:
     if away is not None:
         return away
     user = _user(request)
-    draft = _draft(request, order)
-    if not draft.get("reason"):
+    draft = refund_draft_get(session=request.session, order=order)
+    if not draft.reason:
         return redirect("refund-start", number=order.number)
-    if not draft.get("amount"):
+    if not draft.amount:
         return redirect("refund-details", number=order.number)
     prefetch_related_objects([order], "items")  # shop and buyer came with it
     error = ""
     now = timezone.now()
     if request.method == "POST":
         try:
-            case = services.refund_request(**_request_kwargs(order, user, draft, now))
+            case, refused = refund_draft_submit(
+                session=request.session, order=order, buyer=user, now=now
+            )
         except DomainError as exc:
             error = exc.message
         else:
-            _attach_draft_files(request, case, user, draft.get("files") or [])
-            request.session.pop(_draft_key(order), None)
+            for name, why in refused:
+                messages.warning(
+                    request, f"“{name}” was not attached: {why} You can add another file below."
+                )
             messages.success(
                 request,
                 f"Refund request filed. {order.shop.name} has until {both_zones(case.respond_by)} "
@@ -748,18 +639,18 @@ def refund_review(request: HttpRequest, number: str) -> HttpResponse:
             )
             return redirect("case-detail", case_id=case.public_id)
     items = {i.pk: i for i in order.items.all()}
-    chosen = [(items[int(k)], v) for k, v in (draft.get("items") or {}).items() if int(k) in items]
-    window = services.refund_window(order=order, reason=draft["reason"])
+    chosen = [(items[int(k)], v) for k, v in draft.items.items() if int(k) in items]
+    window = services.refund_window(order=order, reason=draft.reason)
     return render_page(
         request,
         "refunds/request_review.html",
         {
             "order": order,
             "draft": draft,
-            "reason_label": Reason(draft["reason"]).label,
+            "reason_label": Reason(draft.reason).label,
             "window_closes": window.closes_at if window else None,
             "chosen_items": chosen,
-            "files": draft.get("files") or [],
+            "files": draft.files,
             "respond_by": windows.respond_by(filed_at=now),
             "error": error,
             "steps": _steps(4, order, draft),
@@ -767,31 +658,6 @@ def refund_review(request: HttpRequest, number: str) -> HttpResponse:
         nav="orders",
         status=400 if error else 200,
     )
-
-
-def _attach_draft_files(
-    request: HttpRequest, case: RefundCase, user: User, files: list[dict[str, Any]]
-) -> None:
-    """Attach each kept file to the new case; a refused one is named with its reason."""
-    for item in files:
-        path = _stashed_path(item["token"])
-        try:
-            with open(path, "rb") as handle:
-                evidence_add(
-                    case=case, actor=user, upload=File(handle, name=item["name"]), kind="photo"
-                )
-        except FileNotFoundError:
-            messages.warning(
-                request,
-                f"“{item['name']}” was not attached: the upload expired. Add it again below.",
-            )
-        except DomainError as exc:
-            messages.warning(
-                request,
-                f"“{item['name']}” was not attached: {exc.message} You can add another file below.",
-            )
-        finally:
-            path.unlink(missing_ok=True)
 
 
 # --- the case page -------------------------------------------------------------------------------
@@ -819,88 +685,6 @@ CASE_ACTIONS: dict[str, tuple[type, Any, str]] = {
         "Tracking number saved. The seller has been told the return is on its way.",
     ),
 }
-
-EVENT_WORDS = {
-    "refund.requested": "Refund requested",
-    "refund.accepted": "The seller accepted the request",
-    "refund.auto_accepted": "Accepted automatically: the seller did not answer in time",
-    "refund.offer_made": "The seller offered a partial refund",
-    "refund.offer_accepted": "The buyer accepted the offer",
-    "refund.offer_declined": "The buyer declined the offer",
-    "refund.offer_lapsed": "The offer lapsed: no answer in time",
-    "refund.rejected": "The seller rejected the request",
-    "refund.return_shipped": "The return was shipped",
-    "refund.return_expired": "Closed: the return was not shipped in time",
-    "refund.return_confirmed": "The seller confirmed the return arrived",
-    "refund.return_auto_confirmed": "Return counted as received: the seller did not confirm "
-    "in time",
-    "refund.withdrawn": "The buyer withdrew the request",
-    "refund.refunded": "Refund paid",
-    "refund.escalated": "Dispute opened",
-    "refund.dispute_resolved": "Dispute ended",
-    "refund.payout_blocked": "Payment held for a staff check",
-    "payout.created": "Refund approved; payment started",
-    "payout.succeeded": "The money went back",
-    "payout.failed": "A payment attempt failed; it is retried automatically",
-    "payout.retried": "Payment retried",
-    "evidence.added": "File added",
-    "reminder.seller_response": "Reminder sent to the seller",
-    "reminder.return_shipping": "Reminder sent to the buyer",
-    "reminder.dispute_window": "Reminder sent to the buyer",
-    "dispute.opened": "Dispute opened",
-    "dispute.statement_added": "The seller added a statement",
-    "dispute.review_started": "Staff started the review",
-    "dispute.info_requested": "Staff asked for more information",
-    "dispute.info_answered": "Information sent to staff",
-    "dispute.evidence_added": "File added to the dispute",
-    "dispute.decided": "Staff decided the dispute",
-    "dispute.withdrawn": "The buyer withdrew the dispute",
-    "dispute.statement_window_lapsed": "The seller's time for a statement ended",
-}
-# Kinds the timeline leaves out: messages have their own thread; staff-desk bookkeeping.
-TIMELINE_SKIP = {
-    "message.posted",
-    "dispute.message_posted",
-    "dispute.assigned",
-    "dispute.sla_target_passed",
-    "dispute.sla_due_passed",
-}
-
-
-def timeline_rows(
-    events: Any, currency: str, *, skip: frozenset[str] = frozenset()
-) -> list[dict[str, Any]]:
-    """The audit events as lines a person reads: what happened, when, by whom."""
-    rows = []
-    for event in events:
-        if event.kind in TIMELINE_SKIP or event.kind in skip:
-            continue
-        what = EVENT_WORDS.get(event.kind, event.kind.replace(".", ": ").replace("_", " "))
-        detail = ""
-        payload = event.payload or {}
-        if event.kind == "refund.offer_made" and payload.get("offer_amount"):
-            what = f"The seller offered {_money(payload['offer_amount'], currency)}"
-        elif event.kind in ("evidence.added", "dispute.evidence_added"):
-            detail = payload.get("file_name", "")
-        elif event.kind == "payout.succeeded" and payload.get("amount"):
-            what = (
-                f"{_money(payload['amount'], currency)} went back to "
-                f"{payload.get('payment_method_label', 'the original payment method')}"
-            )
-        elif event.kind == "refund.return_shipped":
-            detail = " ".join(
-                filter(None, [payload.get("carrier"), payload.get("tracking_number")])
-            )
-        rows.append(
-            {
-                "when": event.created_at,
-                "what": what,
-                "who": event.actor.display_name if event.actor_id else "RefundPortal",
-                "note": event.note,
-                "detail": detail,
-            }
-        )
-    return rows
 
 
 def _next_step(case: RefundCase, role: str, now: datetime) -> dict[str, Any]:
@@ -1043,7 +827,7 @@ def _case_page(
         "next": _next_step(case, role, now),
         "available": available,
         "items": refund_items_read(case=case),
-        "timeline": timeline_rows(refund_timeline(case=case), case.currency),
+        "timeline": refund_timeline_entries(case=case),
         "thread": refund_thread(case=case),
         "evidence": refund_evidence_list(case=case, for_dispute=False),
         "dispute": dispute,

@@ -330,6 +330,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
     },
     "redispatch-payouts": {"task": "payouts.tasks.payouts_redispatch", "schedule": 120.0},
+    "clean-refund-drafts": {"task": "refunds.tasks.refund_drafts_cleanup", "schedule": 3600.0},
 }
 
 LOGGING = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import inspect
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -43,10 +44,12 @@ from payouts.models import GatewayRefund, Payout, PayoutStatus
 from refundportal.celery import app
 from refunds import services as refund_services
 from refunds import tasks as refund_tasks
+from refunds.drafts import DRAFT_FILE_MAX_AGE, RefundDraft, refund_draft_add_files
 from refunds.models import RefundCase, State
 from refunds.sweeps import refund_sweeps_run
 from tests.conftest import requires_postgres
 from tests.orders.factories import OrderFactory
+from tests.portal.conftest import png_upload
 from tests.refunds.factories import file_refund
 
 from .helpers import assert_paid_at_most_total, raise_unexpected, run_together
@@ -236,11 +239,28 @@ def notifications_deliver_chunk(buyer: Any, seller: Any) -> Prepared:
     return Prepared((notice_ids,), _each_notice_sent_once(events))
 
 
+def refund_drafts_cleanup(buyer: Any, seller: Any) -> Prepared:
+    # a file of a draft abandoned past its day, and one of a draft still being filled in
+    old, fresh = RefundDraft(), RefundDraft()
+    refund_draft_add_files(draft=old, uploads=[png_upload("old.png")])
+    refund_draft_add_files(draft=fresh, uploads=[png_upload("fresh.png")])
+    root = Path(settings.PRIVATE_STORAGE_ROOT) / "drafts"
+    old_path, fresh_path = root / old.files[0]["token"], root / fresh.files[0]["token"]
+    long_ago = (timezone.now() - DRAFT_FILE_MAX_AGE - timedelta(minutes=1)).timestamp()
+    os.utime(old_path, (long_ago, long_ago))
+
+    def check() -> None:
+        assert not old_path.exists() and fresh_path.exists()
+
+    return Prepared((), check)
+
+
 SCENARIOS: dict[str, Callable[[Any, Any], Prepared]] = {
     "payouts.tasks.payout_send": payout_send,
     "payouts.tasks.payouts_redispatch": payouts_redispatch,
     "refunds.tasks.refund_payouts_start": refund_payouts_start,
     "refunds.tasks.refund_payouts_redispatch": refund_payouts_redispatch,
+    "refunds.tasks.refund_drafts_cleanup": refund_drafts_cleanup,
     "refundportal.tasks.enforce_deadlines": enforce_deadlines,
     "notifications.tasks.notifications_dispatch": notifications_dispatch,
     "notifications.tasks.notifications_redispatch": notifications_redispatch,

@@ -1,20 +1,23 @@
-"""Page and API throughput under gunicorn, against a one-query baseline in the same run.
+"""Page and API cost under gunicorn, against a one-query baseline in the same run.
 
     .venv/bin/python bench/pages.py                 # generates the data first if needed
 
 Starts gunicorn with the production settings (plus the bench-only baseline view, see
-bench/settings.py) on a free loopback port, signs a buyer in by writing a session into the
-database, and loads with `wrk` at 20 concurrent clients and then 5:
+bench/settings.py) on a free loopback port, signs a buyer and a seller in by writing sessions
+into the database, and loads with `wrk` at 20 concurrent clients and then 5:
 
   * baseline   GET /_bench/baseline/           one query, same middleware stack
   * orders     GET /orders/                    the buyer's order list
-  * case       GET /refunds/<id>/              the case page
-  * api        GET /api/v1/refunds/<id>/       the refund API detail
+  * case       GET /refunds/<id>/              the case page (the buyer)
+  * dispute    GET /disputes/<id>/             the dispute page (the seller)
+  * dashboard  GET /seller/                    the seller dashboard
+  * api        GET /api/v1/refunds/<id>/       the refund API detail (the buyer)
 
-Every request carries `X-Forwarded-Proto: https` (the proxy's header) and the session cookie.
+Every request carries `X-Forwarded-Proto: https` and the session cookie of its viewer.
 A route that is missing or failing is reported and skipped, never silently measured.
-Targets: each page ≥ 40 % of the baseline's requests/s (not resolvable below 25 %), p95 at 5
-clients ≤ 100 ms.
+Budget, each route against the baseline in the same run at 5 clients: CPU per request
+(gunicorn's workers plus the database's backends, from /proc) ≤ 8 × the baseline's, and p95
+≤ 8 × the baseline's p95. The figures at 20 clients are printed too.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from bench.generate import ensure
 
 OUT = ROOT / "bench" / "out"
 WORKERS = 2 * (os.cpu_count() or 1) + 1  # gunicorn's rule of thumb for sync workers
+BUDGET = 8.0  # × the baseline, for CPU per request and for p95 at 5 clients
 
 # wrk prints one JSON line at the end: throughput, latency percentiles, non-2xx and errors.
 WRK_SCRIPT = """
@@ -81,14 +85,30 @@ def server_env(conn_max_age: int, secret_key: str) -> dict[str, str]:
 # --- who and what is asked for --------------------------------------------------------------
 
 
-def pick_subjects() -> dict[str, Any]:
-    """A buyer with a realistic number of orders (about the 90th percentile) who has a case with
-    a thread and a timeline, and a signed-in session for them written into the database."""
+def signed_in(user: Any) -> tuple[str, str]:
+    """A session for `user` written into the database: (cookie, session key)."""
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
+
+    store = SessionStore()
+    store[SESSION_KEY] = str(user.pk)
+    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    store.set_expiry(3600)
+    store.create()
+    assert store.session_key is not None
+    return f"{settings.SESSION_COOKIE_NAME}={store.session_key}", store.session_key
+
+
+def pick_subjects() -> dict[str, Any]:
+    """A buyer with a realistic number of orders (about the 90th percentile) who has a case with
+    a thread and a timeline; the seller of that case's shop (or, if that shop has no open
+    dispute, of the first shop that has one) and one of their open disputes; and a signed-in
+    session for the buyer and for the seller."""
     from django.db import connection
 
+    from disputes.models import UNDECIDED_STATES, Dispute
     from orders.models import User
     from refunds.models import RefundCase
 
@@ -116,34 +136,49 @@ def pick_subjects() -> dict[str, Any]:
         orders, p90 = row[1], row[2]
         case = (
             RefundCase.objects.filter(order__buyer=buyer, state="return_shipped")
+            .select_related("order__shop")
             .order_by("id")
             .first()
         )
     assert case is not None
-    store = SessionStore()
-    store[SESSION_KEY] = str(buyer.pk)
-    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    store[HASH_SESSION_KEY] = buyer.get_session_auth_hash()
-    store.set_expiry(3600)
-    store.create()
+    open_disputes = Dispute.objects.filter(state__in=UNDECIDED_STATES).order_by("id")
+    dispute = (
+        open_disputes.filter(case__order__shop=case.order.shop_id).first()
+        or open_disputes.select_related("case__order__shop").first()
+    )
+    assert dispute is not None, "no open dispute in the bench database"
+    seller = dispute.case.order.shop.owner
+    cookie, session_key = signed_in(buyer)
+    seller_cookie, seller_session_key = signed_in(seller)
     return {
         "buyer": buyer.email,
         "orders": orders,
         "p90_orders": p90,
         "case": str(case.public_id),
         "case_state": case.state,
-        "cookie": f"{settings.SESSION_COOKIE_NAME}={store.session_key}",
-        "session_key": store.session_key,
+        "seller": seller.email,
+        "seller_open_cases": RefundCase.objects.filter(
+            order__shop__owner=seller,
+            state__in=["requested", "offer_made", "awaiting_return", "return_shipped"],
+        ).count(),
+        "dispute": str(dispute.public_id),
+        "dispute_state": dispute.state,
+        "cookie": cookie,
+        "seller_cookie": seller_cookie,
+        "session_keys": [session_key, seller_session_key],
     }
 
 
-def targets(subjects: dict[str, Any]) -> list[tuple[str, str]]:
-    case = subjects["case"]
+def targets(subjects: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(name, path, cookie) of each route, the baseline first."""
+    case, buyer, seller = subjects["case"], subjects["cookie"], subjects["seller_cookie"]
     return [
-        ("baseline", "/_bench/baseline/"),
-        ("orders", "/orders/"),
-        ("case", f"/refunds/{case}/"),
-        ("api", f"/api/v1/refunds/{case}/"),
+        ("baseline", "/_bench/baseline/", buyer),
+        ("orders", "/orders/", buyer),
+        ("case", f"/refunds/{case}/", buyer),
+        ("dispute", f"/disputes/{subjects['dispute']}/", seller),
+        ("dashboard", "/seller/", seller),
+        ("api", f"/api/v1/refunds/{case}/", buyer),
     ]
 
 
@@ -252,12 +287,18 @@ def wrk(url: str, cookie: str, clients: int, seconds: int, script: Path) -> dict
 
 
 def summarize(runs: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> dict[str, Any]:
-    """Medians over the rounds; the share is the median of each round's ratio to the baseline
-    run just before it, so a change of load on the machine between routes cancels out."""
+    """Medians over the rounds; each ratio is the median of each round's ratio to the baseline
+    run in the same round, so a change of load on the machine between rounds cancels out."""
     med = statistics.median
+    pairs = list(zip(runs, baseline, strict=True))
     return {
         "rps": med(r["rps"] for r in runs),
-        "share": med(r["rps"] / b["rps"] for r, b in zip(runs, baseline, strict=True)),
+        "share": med(r["rps"] / b["rps"] for r, b in pairs),
+        "cpu_ratio": med(
+            (r["app_cpu_ms"] + r["db_cpu_ms"]) / max(1e-9, b["app_cpu_ms"] + b["db_cpu_ms"])
+            for r, b in pairs
+        ),
+        "p95_ratio": med(r["p95_ms"] / max(1e-9, b["p95_ms"]) for r, b in pairs),
         "p50_ms": med(r["p50_ms"] for r in runs),
         "p95_ms": med(r["p95_ms"] for r in runs),
         "p99_ms": med(r["p99_ms"] for r in runs),
@@ -353,6 +394,8 @@ def main() -> None:
     print(
         f"buyer: {subjects['buyer']} with {subjects['orders']} orders{p90}; case "
         f"{subjects['case']} ({subjects['case_state']})\n"
+        f"seller: {subjects['seller']} with {subjects['seller_open_cases']} open cases; "
+        f"dispute {subjects['dispute']} ({subjects['dispute_state']})\n"
     )
 
     per_round = max(1, args.seconds // args.rounds)
@@ -361,7 +404,11 @@ def main() -> None:
         "machine": machine(),
         "workers": WORKERS,
         "conn_max_age": args.conn_max_age,
-        "subjects": {k: v for k, v in subjects.items() if k not in {"cookie", "session_key"}},
+        "subjects": {
+            k: v
+            for k, v in subjects.items()
+            if k not in {"cookie", "seller_cookie", "session_keys"}
+        },
         "runs": {},
     }
     try:
@@ -369,30 +416,30 @@ def main() -> None:
             f.write(WRK_SCRIPT)
             script = Path(f.name)
         routes = []
-        for name, path in targets(subjects):
-            status, detail = probe(base, path, subjects["cookie"])
+        for name, path, cookie in targets(subjects):
+            status, detail = probe(base, path, cookie)
             if status == 200:
-                routes.append((name, path))
+                routes.append((name, path, cookie))
                 print(f"  {name:<9} {path}  200 ({detail})")
             else:
                 kind = "MISSING ROUTE" if status == 404 else f"FAILING ({status or 'no answer'})"
                 print(f"  {name:<9} {path}  {kind}: {detail} — skipped")
                 report["runs"][name] = {"skipped": f"{status} {detail}"}
         print()
-        if not any(n == "baseline" for n, _p in routes):
+        if not any(n == "baseline" for n, _p, _c in routes):
             sys.exit("the baseline view does not answer: nothing to compare against")
         for clients in (int(c) for c in args.clients.split(",")):
             print(
                 f"{clients} concurrent clients ({args.rounds} rounds of {per_round} s, routes "
                 f"interleaved; medians):"
             )
-            for _name, path in routes:
-                wrk(base + path, subjects["cookie"], clients, args.warmup, script)
-            rounds: dict[str, list[dict[str, Any]]] = {name: [] for name, _p in routes}
+            for _name, path, cookie in routes:
+                wrk(base + path, cookie, clients, args.warmup, script)
+            rounds: dict[str, list[dict[str, Any]]] = {name: [] for name, _p, _c in routes}
             for _round in range(args.rounds):
-                for name, path in routes:
+                for name, path, cookie in routes:
                     before = cpu_seconds(proc.pid)
-                    r = wrk(base + path, subjects["cookie"], clients, per_round, script)
+                    r = wrk(base + path, cookie, clients, per_round, script)
                     after = cpu_seconds(proc.pid)
                     r["app_cpu_ms"] = 1000 * (after[0] - before[0]) / max(1, r["requests"])
                     r["db_cpu_ms"] = 1000 * (after[1] - before[1]) / max(1, r["requests"])
@@ -405,10 +452,10 @@ def main() -> None:
                     else ""
                 )
                 print(
-                    f"  {name:<9} {r['rps']:7.1f} req/s {100 * r['share']:5.1f} % of baseline  "
-                    f"p50 {r['p50_ms']:6.1f}  p95 {r['p95_ms']:6.1f}  p99 {r['p99_ms']:6.1f} ms  "
-                    f"CPU/request: app {r['app_cpu_ms']:5.1f} ms, db {r['db_cpu_ms']:4.1f} ms"
-                    f"{bad}",
+                    f"  {name:<9} {r['rps']:7.1f} req/s  "
+                    f"p50 {r['p50_ms']:6.1f}  p95 {r['p95_ms']:6.1f} ({r['p95_ratio']:4.1f} ×)  "
+                    f"p99 {r['p99_ms']:6.1f} ms  CPU/request: app {r['app_cpu_ms']:5.2f} + "
+                    f"db {r['db_cpu_ms']:4.2f} ms ({r['cpu_ratio']:4.1f} ×){bad}",
                     flush=True,
                 )
             report["runs"][str(clients)] = results
@@ -417,29 +464,29 @@ def main() -> None:
         stop(proc)
         from django.contrib.sessions.models import Session
 
-        Session.objects.filter(session_key=subjects["session_key"]).delete()
+        Session.objects.filter(session_key__in=subjects["session_keys"]).delete()
 
     print(
-        "targets: ≥ 40 % of baseline req/s (not resolvable below 25 %); p95 ≤ 100 ms at 5 clients"
+        f"budget at 5 clients: CPU per request ≤ {BUDGET:g} × the baseline's, p95 ≤ {BUDGET:g} × "
+        "the baseline's p95 (ratios: medians of each round's ratio to the baseline)"
     )
     verdicts = []
-    for name, _path in targets(subjects)[1:]:
-        measured = [r[name] for r in report["runs"].values() if name in r and "share" in r[name]]
-        if not measured:
-            verdicts.append(f"  {name:<9} not measured ({report['runs'].get(name, {})})")
-            continue
-        share = min(r["share"] for r in measured)
+    for name, _path, _cookie in targets(subjects)[1:]:
         at5 = report["runs"].get("5", {}).get(name)
-        p95 = at5["p95_ms"] if at5 else None
-        ok = share >= 0.40 and p95 is not None and p95 <= 100
-        status = (
-            "meets targets"
-            if ok
-            else ("NOT resolvable (< 25 %)" if share < 0.25 else "below target")
+        if at5 is None or "rps" not in at5:
+            verdicts.append(f"  {name:<9} not measured at 5 clients ({report['runs'].get(name)})")
+            continue
+        cpu, p95 = at5["cpu_ratio"], at5["p95_ratio"]
+        ok = cpu <= BUDGET and p95 <= BUDGET
+        others = ", ".join(
+            f"{clients} clients {runs[name]['cpu_ratio']:.1f} ×"
+            for clients, runs in report["runs"].items()
+            if clients != "5" and "rps" in runs.get(name, {})
         )
-        shown = f"{p95:6.1f} ms" if p95 is not None else "not run"
         verdicts.append(
-            f"  {name:<9} worst share {100 * share:5.1f} %, p95 at 5 clients {shown} — {status}"
+            f"  {name:<9} at 5 clients: CPU/request {cpu:4.1f} ×, p95 {p95:4.1f} × "
+            f"({at5['p95_ms']:.1f} ms) — {'within budget' if ok else 'OVER BUDGET'}"
+            + (f" (CPU/request at {others})" if others else "")
         )
     print("\n".join(verdicts))
     print(f"at end: {load()}")

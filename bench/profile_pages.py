@@ -31,7 +31,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--requests", type=int, default=300, help="per route")
-    parser.add_argument("--profile", metavar="ROUTE", help="baseline, orders, case or api")
+    parser.add_argument(
+        "--profile", metavar="ROUTE", help="baseline, orders, case, dispute, dashboard or api"
+    )
     args = parser.parse_args()
 
     ensure(args.scale)
@@ -44,24 +46,31 @@ def main() -> None:
     django.setup()
     pages.collectstatic(env)
 
-    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
     print(machine())
     subjects = pages.pick_subjects()
-    try:
-        name, key = subjects["cookie"].split("=", 1)
+
+    def client_with(cookie: str) -> Any:
+        name, key = cookie.split("=", 1)
         client = Client(HTTP_X_FORWARDED_PROTO="https", HTTP_HOST="127.0.0.1")
         client.cookies[name] = key
-        routes = dict(pages.targets(subjects))
+        return client
+
+    try:
+        routes = {
+            label: (path, client_with(cookie)) for label, path, cookie in pages.targets(subjects)
+        }
         if args.profile:
-            profile(client, routes[args.profile], args.requests)
+            path, client = routes[args.profile]
+            profile(client, path, args.requests)
             return
         print(f"in-process, {args.requests} requests per route after 20 to warm up:")
         cost: dict[str, float] = {}
-        for label, path in routes.items():
+        for label, (path, client) in routes.items():
             for _ in range(20):
                 response = client.get(path)
                 assert response.status_code == 200, (path, response.status_code)
@@ -78,7 +87,7 @@ def main() -> None:
             )
             print(f"  {label:9s} {cost[label]:6.2f} ms CPU{times:20s} {len(queries)} queries")
     finally:
-        SessionStore(session_key=subjects["session_key"]).delete()
+        Session.objects.filter(session_key__in=subjects["session_keys"]).delete()
 
 
 def profile(client: Any, path: str, requests: int) -> None:

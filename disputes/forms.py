@@ -66,8 +66,6 @@ class DisputeOpenForm(PortalForm):
 
 
 class StatementForm(PortalForm):
-    blank_is_static = True
-
     body = forms.CharField(
         label="Your statement",
         max_length=5000,
@@ -79,8 +77,6 @@ class StatementForm(PortalForm):
 
 
 class DisputeEvidenceForm(PortalForm):
-    blank_is_static = True
-
     file = forms.FileField(
         label="File",
         help_text="JPEG, PNG, WebP or PDF; at most 10 MB; 10 files per dispute.",

@@ -5,7 +5,9 @@ A dispute the user may not see (neither a party nor staff) is simply not found: 
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,11 +16,12 @@ from django.http import Http404
 from django.urls import reverse
 from django_fsm import can_proceed
 
-from orders.models import Event, Message, User
-from refunds.models import Evidence
+from orders.models import Event, Message, Order, Shop, User
+from refunds.models import Evidence, RefundCase
+from refunds.models import State as CaseState
 from refunds.selectors import refund_author_role, refund_evidence, refund_messages
 
-from .models import UNDECIDED_STATES, Dispute, DisputeMessage
+from .models import UNDECIDED_STATES, Dispute, DisputeMessage, DisputeState
 
 DISPUTE_RELATED = (
     "case",
@@ -156,3 +159,65 @@ def dispute_queue(*, now: datetime) -> QuerySet[Dispute]:
 
 
 SLA_ORDERING: tuple[Any, ...] = ("sla_rank", "decision_due", "id")
+
+
+# --- the seller dashboard ----------------------------------------------------------------------
+
+# Open cases of the seller's shops: their turn in the first two, the buyer's in the others.
+_SELLER_TURN = (CaseState.REQUESTED, CaseState.RETURN_SHIPPED)
+_BUYER_TURN = (CaseState.OFFER_MADE, CaseState.AWAITING_RETURN)
+
+
+@dataclass
+class DashboardRow:
+    """One line of the seller dashboard; its words are chosen by `what` in the template: a
+    case's state, or `statement` / `info` for a dispute that waits on the seller."""
+
+    what: str
+    until: datetime | None
+    order: Order
+    case: RefundCase | None = None
+    dispute: Dispute | None = None
+
+
+@dataclass
+class SellerDashboard:
+    shops: list[Shop]
+    todo: list[DashboardRow] = field(default_factory=list)  # the seller's turn
+    waiting: list[DashboardRow] = field(default_factory=list)  # the buyer's turn
+
+    @property
+    def counts(self) -> Counter[str]:
+        """How many rows of each kind wait on the seller (0 for a kind with none)."""
+        return Counter(row.what for row in self.todo)
+
+
+def seller_dashboard_read(*, user: User) -> SellerDashboard:
+    """What needs the seller now, soonest deadline first (no deadline last), and what waits on
+    the buyer: three queries whatever the number of rows (shops, open cases, disputes)."""
+    board = SellerDashboard(shops=list(user.shops.order_by("id")))
+    if not board.shops:
+        return board
+    cases = RefundCase.objects.select_related("order", "order__buyer").filter(
+        order__shop__owner=user, state__in=_SELLER_TURN + _BUYER_TURN
+    )
+    for case in cases:
+        running = case.deadline()
+        row = DashboardRow(case.state, running[1] if running else None, case.order, case=case)
+        (board.todo if case.state in _SELLER_TURN else board.waiting).append(row)
+    disputes = Dispute.objects.select_related("case__order__buyer").filter(
+        case__order__shop__owner=user, state__in=UNDECIDED_STATES
+    )
+    for dispute in disputes:
+        order = dispute.case.order
+        if dispute.seller_statement_at is None:
+            board.todo.append(
+                DashboardRow("statement", dispute.statement_by, order, dispute=dispute)
+            )
+        if dispute.state == DisputeState.INFO_REQUESTED and dispute.info_party == "seller":
+            board.todo.append(DashboardRow("info", dispute.decision_due, order, dispute=dispute))
+    for rows in (board.todo, board.waiting):
+        rows.sort(
+            key=lambda row: (row.until is None, row.until or datetime.min.replace(tzinfo=UTC))
+        )
+    return board

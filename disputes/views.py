@@ -8,7 +8,6 @@ next to its field.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -39,16 +38,16 @@ from .forms import (
     DisputeOpenForm,
     StatementForm,
 )
-from .models import UNDECIDED_STATES, Dispute, DisputeState
+from .models import Dispute, DisputeState
 from .selectors import (
     dispute_actions,
     dispute_case_evidence,
     dispute_evidence,
     dispute_get_for_user,
-    dispute_list_for_user,
     dispute_messages,
     dispute_role_of,
     dispute_transcript,
+    seller_dashboard_read,
 )
 
 
@@ -293,81 +292,7 @@ def dispute_withdraw(request: HttpRequest, dispute_id: uuid.UUID) -> HttpRespons
 @require_GET
 def seller_dashboard(request: HttpRequest) -> HttpResponse:
     """What needs the seller now, soonest deadline first, with counts per kind."""
-    user = _user(request)
-    shops = list(user.shops.order_by("id"))
-    if not shops:
+    board = seller_dashboard_read(user=_user(request))
+    if not board.shops:
         return render_page(request, "sellers/no_shop.html", nav="seller")
-    # Only what the rows show: no items, no thread sizes (the API list's extras).
-    cases = RefundCase.objects.select_related("order", "order__shop", "order__buyer").filter(
-        order__shop__owner=user,
-        state__in=[
-            CaseState.REQUESTED,
-            CaseState.RETURN_SHIPPED,
-            CaseState.OFFER_MADE,
-            CaseState.AWAITING_RETURN,
-        ],
-    )
-    disputes = dispute_list_for_user(user=user).filter(
-        case__order__shop__owner=user,
-        state__in=UNDECIDED_STATES,
-    )
-    todo: list[dict[str, Any]] = []
-    waiting: list[dict[str, Any]] = []
-    counts = {"requested": 0, "return_shipped": 0, "statement": 0, "info": 0}
-    # The seller's turn: these go on the to-do list; the others wait on the buyer.
-    your_turn = {
-        CaseState.REQUESTED: "Answer the refund request",
-        CaseState.RETURN_SHIPPED: "Confirm the returned item arrived",
-    }
-    for case in cases:
-        running = case.deadline()
-        row = {
-            "kind": your_turn.get(case.state, case.get_state_display()),
-            "until": running[1] if running else None,
-            "case": case,
-            "order": case.order,
-            "url": reverse("case-detail", args=[case.public_id]),
-        }
-        if case.state in your_turn:
-            counts[case.state] += 1
-            todo.append(row)
-        else:
-            waiting.append(row)
-    for dispute in disputes:
-        url = reverse("dispute-detail", args=[dispute.public_id])
-        if dispute.seller_statement_at is None:
-            counts["statement"] += 1
-            todo.append(
-                {
-                    "kind": "Give your side in a dispute",
-                    "until": dispute.statement_by,
-                    "dispute": dispute,
-                    "order": dispute.case.order,
-                    "url": url,
-                }
-            )
-        if dispute.state == DisputeState.INFO_REQUESTED and dispute.info_party == "seller":
-            counts["info"] += 1
-            todo.append(
-                {
-                    "kind": "Staff asked you a question",
-                    "until": dispute.decision_due,
-                    "dispute": dispute,
-                    "order": dispute.case.order,
-                    "url": url,
-                }
-            )
-    far = timezone.now() + timedelta(days=3650)
-    todo.sort(key=lambda row: row["until"] or far)
-    waiting.sort(key=lambda row: row["until"] or far)
-    return render_page(
-        request,
-        "sellers/dashboard.html",
-        {
-            "shops": shops,
-            "todo": todo,
-            "waiting": waiting,
-            "counts": counts,
-        },
-        nav="seller",
-    )
+    return render_page(request, "sellers/dashboard.html", {"board": board}, nav="seller")

@@ -28,7 +28,7 @@ from django.template.loader import render_to_string, select_template
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from orders import sql, windows
+from orders import windows
 from orders.models import Event, User
 from orders.money import format_money
 
@@ -469,22 +469,16 @@ def _send_claimed(notification: Notification, token: UUID) -> None:
         )
         raise
     sent_at = timezone.now()
-    # What `_held(notification, token).update(...)` does, as one prepared statement: this runs
-    # once per email, and the queryset cost more than the update itself.
-    sql.update(
-        Notification,
-        where={"id": notification.pk, "status": Status.SENDING, "claim_token": token},
-        values={
-            "status": Status.SENT,
-            "sent_at": sent_at,
-            "claimed_until": None,
-            "claim_token": None,
-            "last_error": "",
-            "subject": rendered.subject,
-            "body_text": rendered.text,
-            "body_html": rendered.html,
-            "updated_at": sent_at,
-        },
+    _held(notification, token).update(
+        status=Status.SENT,
+        sent_at=sent_at,
+        claimed_until=None,
+        claim_token=None,
+        last_error="",
+        subject=rendered.subject,
+        body_text=rendered.text,
+        body_html=rendered.html,
+        updated_at=sent_at,
     )
 
 

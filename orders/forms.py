@@ -7,7 +7,7 @@ service becomes form errors next to the fields it names (STYLE §7) with `apply_
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from django import forms
 
@@ -17,11 +17,6 @@ from orders.errors import DomainError
 
 class PortalForm(forms.Form):
     """Marks invalid inputs for assistive technology: `aria-invalid` and a link to the error."""
-
-    # True when a blank instance (unbound, no initial values) renders the same HTML every
-    # time: its fields and choices are fixed by the class, nothing is set per request. The
-    # `{% field %}` tag then renders its blank fields once per process.
-    blank_is_static: ClassVar[bool] = False
 
     def add_error(self, field: str | None, error: Any) -> None:
         super().add_error(field, error)
@@ -68,8 +63,6 @@ def _plain(message: str, exc: DomainError) -> str:
 
 
 class OrderMessageForm(PortalForm):
-    blank_is_static = True
-
     body = forms.CharField(
         label="Your message",
         max_length=5000,

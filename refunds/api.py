@@ -13,7 +13,6 @@ from typing import Any
 import django_filters
 from django.db.models import QuerySet
 from django.urls import path, reverse
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
@@ -41,8 +40,8 @@ from .models import Evidence, RefundCase, State
 from .selectors import (
     ACTION_PARTY,
     refund_case_read,
+    refund_detail_read,
     refund_evidence,
-    refund_items_read,
     refund_list_for_user,
     refund_messages,
     refund_role,
@@ -58,7 +57,6 @@ from .serializers import (
     RefundOut,
     RefundRejectIn,
     RefundShipReturnIn,
-    refund_out_data,
 )
 
 TAGS = ["refunds"]
@@ -70,16 +68,9 @@ def _case(request: Request, public_id: Any) -> RefundCase:
 
 def _detail(request: Request, public_id: Any) -> dict[str, Any]:
     """The case as the viewer sees it now, read again after a service changed it."""
-    case = refund_case_read(user=viewer(request), public_id=public_id, message_count=True)
-    timelines = {case.public_id: refund_timeline(case=case)}
-    # RefundOut's exact output, built as a plain dict (the same keys and values).
-    return refund_out_data(
-        case,
-        user=viewer(request),
-        now=timezone.now(),
-        timelines=timelines,
-        items=refund_items_read(case=case),
-    )
+    case = refund_detail_read(user=viewer(request), public_id=public_id)
+    context = serializer_context(request, timelines={case.public_id: refund_timeline(case=case)})
+    return RefundOut(case, context=context).data
 
 
 def _items(order: Order, requested: list[dict[str, Any]]) -> list[services.ItemRequest]:

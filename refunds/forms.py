@@ -83,8 +83,6 @@ class DetailsForm(PortalForm):
 
 
 class CaseMessageForm(PortalForm):
-    blank_is_static = True
-
     body = forms.CharField(
         label="Your message", max_length=5000, widget=forms.Textarea(attrs={"rows": 3})
     )
@@ -100,8 +98,6 @@ EVIDENCE_KIND_CHOICES = [
 
 
 class EvidenceForm(PortalForm):
-    blank_is_static = True
-
     file = forms.FileField(
         label="File",
         help_text=EVIDENCE_HELP,
@@ -111,8 +107,6 @@ class EvidenceForm(PortalForm):
 
 
 class OfferForm(PortalForm):
-    blank_is_static = True
-
     amount = forms.CharField(
         label="Amount you offer",
         max_length=20,
@@ -121,8 +115,6 @@ class OfferForm(PortalForm):
 
 
 class RejectForm(PortalForm):
-    blank_is_static = True
-
     reason = forms.CharField(
         label="Why do you reject the request?",
         max_length=2000,
@@ -133,8 +125,6 @@ class RejectForm(PortalForm):
 
 
 class ShipReturnForm(PortalForm):
-    blank_is_static = True
-
     carrier = forms.CharField(
         label="Carrier", max_length=80, widget=forms.TextInput(attrs={"autocomplete": "off"})
     )

@@ -6,27 +6,20 @@ orders, the seller the cases on their shop's orders, staff every case.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import (
-    IntegerField,
-    Prefetch,
-    Q,
-    QuerySet,
-)
-from django.db.models.expressions import RawSQL
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django_fsm import can_proceed
 
 from orders import windows
-from orders.models import Event, Message, Order, OrderItem, Shop, User
-from orders.selectors import BUYER_SHAPE, SHOP_SHAPE, order_role
-from orders.sql import Shape, columns, prep, select
+from orders.models import Event, Message, Order, OrderItem, User
+from orders.selectors import order_role
 
 from .models import OPEN_STATES, Evidence, Reason, RefundCase, RefundItem
 from .services import DEADLINE_OF_STATE, refund_window
@@ -39,39 +32,40 @@ def _visible_to(user: Any) -> Q | None:
     return Q(order__buyer=user) | Q(order__shop__owner=user)
 
 
-def _thread_size_sql(case_table: str) -> str:
-    """A correlated COUNT of the messages on the order of the case row `case_table` names."""
-    order = Message._meta.get_field("order").column
-    return (
-        f'SELECT COUNT(*) FROM "{Message._meta.db_table}" AS thread_m '  # noqa: S608
-        f'WHERE thread_m."{order}" = {case_table}."{RefundCase._meta.get_field("order").column}"'
+def _cases_for(user: Any) -> QuerySet[RefundCase]:
+    """The cases `user` may see, each with its order, shop and buyer joined."""
+    if not getattr(user, "is_authenticated", False):
+        return RefundCase.objects.none()
+    qs = RefundCase.objects.select_related("order", "order__shop", "order__buyer")
+    visible = _visible_to(user)
+    return qs if visible is None else qs.filter(visible)
+
+
+def _items() -> Prefetch:
+    # A case's items in the order they were asked for, each with its order line.
+    return Prefetch(
+        "items", queryset=RefundItem.objects.select_related("order_item").order_by("id")
     )
+
+
+def _thread_size() -> Coalesce:
+    """The size of the case's order thread (the case thread is the order's, SPEC §2), counted
+    in the case's own query: a list costs the same with 1 or 30 messages."""
+    sizes = (
+        Message.objects.filter(order=OuterRef("order"))
+        .order_by()
+        .values("order")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(sizes, output_field=IntegerField()), 0)
 
 
 def refund_list_for_user(*, user: Any, state: str | None = None) -> QuerySet[RefundCase]:
-    """Cases the user may see, newest first, with what a list row shows already loaded.
-
-    Order, shop and buyer are joined and the items prefetched (one query for a whole page);
-    `message_count` counts the order's thread (the case thread is the order's, SPEC §2) in the
-    same query, so a list costs the same whether a case has 1 or 30 messages.
-    """
-    if not getattr(user, "is_authenticated", False):
-        return RefundCase.objects.none()
-    # The thread's size as a plain correlated COUNT (0 for no messages): the same number as a
-    # Coalesce(Subquery(Count)) annotation, without its query-building cost on every request.
-    thread = RawSQL(  # noqa: S611 - table and column names from the models, no input
-        _thread_size_sql(f'"{RefundCase._meta.db_table}"'), (), output_field=IntegerField()
-    )
-    qs = (
-        RefundCase.objects.select_related("order", "order__shop", "order__buyer")
-        .prefetch_related(
-            Prefetch("items", queryset=RefundItem.objects.select_related("order_item"))
-        )
-        .annotate(message_count=thread)
-    )
-    visible = _visible_to(user)
-    if visible is not None:
-        qs = qs.filter(visible)
+    """Cases the user may see, newest first, with what the API shows of each already loaded:
+    order, shop and buyer joined, the items prefetched (one query for a whole page) and
+    `message_count`."""
+    qs = _cases_for(user).prefetch_related(_items()).annotate(message_count=_thread_size())
     if state:
         qs = qs.filter(state=state)
     return qs
@@ -86,88 +80,29 @@ def _uuid_or_404(value: Any, what: str) -> uuid.UUID:
         raise Http404(f"No such {what}.") from exc
 
 
-def refund_case_read(*, user: Any, public_id: Any, message_count: bool = False) -> RefundCase:
-    """One case as the case page and the API read it, in SQL, with `refund_list_for_user`'s
-    visibility: the case with its order, shop, buyer and dispute (public id; or known to be
-    absent), one query; 404 for a case the user may not see. `message_count=True` also
-    sets `case.message_count` (the order thread's size, as `refund_list_for_user` annotates).
-    The items are `refund_items_read`."""
+def refund_case_read(*, user: Any, public_id: Any) -> RefundCase:
+    """One case with its order, shop, buyer and dispute (or known to be absent), one query;
+    404 for a case the user may not see. Its items are `refund_items`."""
     key = _uuid_or_404(public_id, "refund case")
-    if not getattr(user, "is_authenticated", False):
-        raise Http404("No such refund case.")
-    to_dispute = RefundCase._meta.get_field("dispute")
-    dispute_model = to_dispute.related_model
-    shapes = (_PAGE_CASE_SHAPE, _PAGE_ORDER_SHAPE, SHOP_SHAPE, BUYER_SHAPE)
-    dispute = _dispute_shape()
-    thread, params = "", []
-    if message_count:
-        thread = f", ({_thread_size_sql('c')})"
-    params.append(prep(RefundCase, "public_id", key))
-    visible = ""  # staff see every case
-    if not user.is_staff:
-        visible = ' AND (o."buyer_id" = %s OR s."owner_id" = %s)'
-        params += [user.pk, user.pk]
-    rows = select(
-        f"SELECT {columns(*shapes, dispute)}{thread} "  # noqa: S608
-        f'FROM "{RefundCase._meta.db_table}" AS c '
-        f'JOIN "{Order._meta.db_table}" AS o ON o."id" = c."order_id" '
-        f'JOIN "{Shop._meta.db_table}" AS s ON s."id" = o."shop_id" '
-        f'JOIN "{User._meta.db_table}" AS b ON b."id" = o."buyer_id" '
-        f'LEFT JOIN "{dispute_model._meta.db_table}" AS d ON d."case_id" = c."id" '  # type: ignore[union-attr]
-        f'WHERE c."public_id" = %s{visible}',
-        params,
-        (*shapes, dispute),
-        extra=1 if message_count else 0,
-    )
-    if not rows:
-        raise Http404("No such refund case.")
-    found, found_order, found_shop, found_buyer, found_dispute, *count = rows[0]
-    found_order.shop = found_shop
-    found_order.buyer = found_buyer
-    found.order = found_order
-    to_dispute.set_cached_value(found, found_dispute)  # type: ignore[union-attr]
-    if message_count:
-        found.message_count = int(count[0])  # type: ignore[attr-defined]
-    return found
+    try:
+        return _cases_for(user).select_related("dispute").get(public_id=key)
+    except RefundCase.DoesNotExist as exc:
+        raise Http404("No such refund case.") from exc
 
 
-@functools.cache
-def _dispute_shape() -> Shape:
-    # The dispute model belongs to the app above: found through the relation, not imported
-    # (and only once every app is loaded).
-    model = RefundCase._meta.get_field("dispute").related_model
-    return Shape(model, "d", ("id", "public_id", "case_id"))  # type: ignore[arg-type]
+def refund_detail_read(*, user: Any, public_id: Any) -> RefundCase:
+    """One case as the API detail shows it: `refund_list_for_user`'s row; 404 for a case the
+    user may not see."""
+    key = _uuid_or_404(public_id, "refund case")
+    try:
+        return refund_list_for_user(user=user).get(public_id=key)
+    except RefundCase.DoesNotExist as exc:
+        raise Http404("No such refund case.") from exc
 
 
-def refund_items_read(*, case: RefundCase) -> list[RefundItem]:
-    """The case's items in the order they were asked for, each with its order line (sku,
-    title, quantity bought, unit price): `case.items` with `select_related("order_item")`, in
-    one query."""
-    item, line = _ITEM_SHAPE, _ITEM_LINE_SHAPE
-    rows = select(
-        f"SELECT {columns(item, line)} "  # noqa: S608
-        f'FROM "{RefundItem._meta.db_table}" AS ri '
-        f'JOIN "{OrderItem._meta.db_table}" AS oi ON oi."id" = ri."order_item_id" '
-        'WHERE ri."case_id" = %s ORDER BY ri."id"',
-        [case.pk],
-        (item, line),
-    )
-    for refund_item, order_line in rows:
-        refund_item.order_item = order_line
-        refund_item.case = case
-    return [refund_item for refund_item, _ in rows]
-
-
-_ITEM_SHAPE = Shape(RefundItem, "ri", ("id", "case_id", "order_item_id", "quantity"))
-_ITEM_LINE_SHAPE = Shape(
-    OrderItem, "oi", ("id", "order_id", "sku", "title", "quantity", "unit_price")
-)
-
-
-_PAGE_CASE_SHAPE = Shape(
-    RefundCase, "c", tuple(f.attname for f in RefundCase._meta.concrete_fields)
-)
-_PAGE_ORDER_SHAPE = Shape(Order, "o", tuple(f.attname for f in Order._meta.concrete_fields))
+def refund_items(*, case: RefundCase) -> list[RefundItem]:
+    """The case's items in the order they were asked for, each with its order line."""
+    return list(case.items.select_related("order_item").order_by("id"))
 
 
 def refund_author_role(author_id: Any, case: RefundCase) -> str:
@@ -184,102 +119,37 @@ def refund_role(*, case: RefundCase, user: Any) -> str:
     return order_role(order=case.order, user=user)
 
 
-# --- reads of the case page and the order list, in SQL (orders/sql.py says why) -----------------
-
-_PERSON_U = Shape(User, "u", ("id", "email", "name"))  # what `display_name` reads
-
-_TIMELINE_EVENT = (
-    "id",
-    "order_id",
-    "case_id",
-    "dispute_id",
-    "actor_id",
-    "kind",
-    "from_state",
-    "to_state",
-    "note",
-    "payload",
-    "created_at",
-)
-_TIMELINE_EVENT_SHAPE = Shape(Event, "e", _TIMELINE_EVENT)
-
-
 def refund_timeline(*, case: RefundCase) -> list[Event]:
     """The case's audit trail, oldest first, each event with its actor (one query)."""
-    return _with_person(
-        _TIMELINE_EVENT_SHAPE,
-        "actor",
-        'e."case_id" = %s ORDER BY e."created_at", e."id"',
-        [prep(Event, "case_id", case.public_id)],
-        optional=True,
+    return list(Event.objects.filter(case_id=case.public_id).select_related("actor"))
+
+
+def refund_order_cards(*, user: User, role: str) -> QuerySet[Order]:
+    """The orders `user` bought (`role="buyer"`) or sold (`"seller"`), newest first, as My
+    orders shows them: shop and buyer joined; item lines and refund cases (newest first,
+    each with its dispute or known to have none) prefetched, one query each per page."""
+    if role not in ("buyer", "seller"):
+        raise ValueError(f"role must be buyer or seller, not {role!r}")
+    owner = Q(buyer=user) if role == "buyer" else Q(shop__owner=user)
+    return (
+        Order.objects.filter(owner)
+        .select_related("shop", "buyer")
+        .prefetch_related(
+            Prefetch("items", queryset=OrderItem.objects.only("order_id", "quantity", "title")),
+            Prefetch(
+                "refund_cases",
+                queryset=RefundCase.objects.select_related("dispute").only(
+                    *_CARD_CASE, "dispute__public_id", "dispute__case_id"
+                ),
+                to_attr="cases",
+            ),
+        )
+        .order_by("-placed_at", "-id")
     )
 
 
-def _with_person(
-    shape: Shape, relation: str, where: str, params: list[Any], *, optional: bool = False
-) -> list[Any]:
-    """Rows of `shape` matching `where`, each with the user its foreign key `relation` names
-    attached (`display_name` loaded), in one query; `optional` keeps rows without one."""
-    fk = shape.model._meta.get_field(relation)
-    join = "LEFT JOIN" if optional else "JOIN"
-    rows = select(
-        f"SELECT {columns(shape, _PERSON_U)} "  # noqa: S608
-        f'FROM "{shape.model._meta.db_table}" AS {shape.alias} '
-        f'{join} "{User._meta.db_table}" AS u ON u."id" = {shape.alias}."{fk.column}" '  # type: ignore[union-attr]
-        f"WHERE {where}",
-        params,
-        (shape, _PERSON_U),
-    )
-    for row, person in rows:
-        setattr(row, relation, person)
-    return [row for row, _ in rows]
-
-
-_LISTED_EVIDENCE = (
-    "id",
-    "public_id",
-    "case_id",
-    "for_dispute",
-    "kind",
-    "uploaded_by_id",
-    "original_name",
-    "content_type",
-    "size",
-    "created_at",
-)
-_LISTED_EVIDENCE_SHAPE = Shape(Evidence, "v", _LISTED_EVIDENCE)
-
-
-def refund_evidence_list(*, case: RefundCase, for_dispute: bool) -> list[Evidence]:
-    """`refund_evidence` as the case page lists it: oldest first, each file with its uploader
-    (one query; the file itself is not opened)."""
-    return _with_person(
-        _LISTED_EVIDENCE_SHAPE,
-        "uploaded_by",
-        'v."case_id" = %s AND v."for_dispute" = %s ORDER BY v."created_at", v."id"',
-        [case.pk, for_dispute],
-    )
-
-
-_THREAD_MESSAGE = ("id", "public_id", "order_id", "case_id", "author_id", "body", "created_at")
-_THREAD_MESSAGE_SHAPE = Shape(Message, "m", _THREAD_MESSAGE)
-
-
-def refund_thread(*, case: RefundCase) -> list[Message]:
-    """`refund_messages` as the case page shows it: the order's thread, oldest first, each
-    message with its author (one query)."""
-    return _with_person(
-        _THREAD_MESSAGE_SHAPE,
-        "author",
-        'm."order_id" = %s ORDER BY m."created_at", m."id"',
-        [case.order_id],
-    )
-
-
-# What an order card reads of a case: `_order_steps`, `_case_step`, `_can_dispute`,
-# `RefundCase.deadline()` and the badge.
+# What an order card reads of a case: its step, deadline and badge.
 _CARD_CASE = (
-    "id",
     "public_id",
     "order_id",
     "state",
@@ -291,31 +161,6 @@ _CARD_CASE = (
     "confirm_by",
     "dispute_by",
 )
-_CARD_CASE_SHAPE = Shape(RefundCase, "c", _CARD_CASE)
-
-
-def refund_cases_for_orders(*, order_ids: list[int]) -> dict[int, list[RefundCase]]:
-    """Each order's cases, newest first, as the order list's cards read them; each case's
-    dispute (the reverse one-to-one "dispute" of the app above, named through the model's
-    metadata, not imported) is loaded with its public id, or known to be absent."""
-    by_order: dict[int, list[RefundCase]] = defaultdict(list)
-    if not order_ids:
-        return by_order
-    to_dispute = RefundCase._meta.get_field("dispute")
-    dispute_model = to_dispute.related_model
-    case, dispute = _CARD_CASE_SHAPE, _dispute_shape()
-    marks = ", ".join(["%s"] * len(order_ids))
-    for row_case, row_dispute in select(
-        f"SELECT {columns(case, dispute)} "  # noqa: S608
-        f'FROM "{RefundCase._meta.db_table}" AS c '
-        f'LEFT JOIN "{dispute_model._meta.db_table}" AS d ON d."case_id" = c."id" '  # type: ignore[union-attr]
-        f'WHERE c."order_id" IN ({marks}) ORDER BY c."created_at" DESC, c."id" DESC',
-        order_ids,
-        (case, dispute),
-    ):
-        to_dispute.set_cached_value(row_case, row_dispute)  # type: ignore[union-attr]
-        by_order[row_case.order_id].append(row_case)
-    return by_order
 
 
 def refund_timelines(*, cases: list[RefundCase]) -> dict[uuid.UUID, list[Event]]:
@@ -323,11 +168,7 @@ def refund_timelines(*, cases: list[RefundCase]) -> dict[uuid.UUID, list[Event]]
     by_case: dict[uuid.UUID, list[Event]] = defaultdict(list)
     if not cases:
         return by_case
-    events = (
-        Event.objects.filter(case_id__in=[c.public_id for c in cases])
-        .select_related("actor")
-        .order_by("created_at", "id")
-    )
+    events = Event.objects.filter(case_id__in=[c.public_id for c in cases]).select_related("actor")
     for event in events:
         assert event.case_id is not None
         by_case[event.case_id].append(event)
@@ -335,11 +176,13 @@ def refund_timelines(*, cases: list[RefundCase]) -> dict[uuid.UUID, list[Event]]
 
 
 def refund_messages(*, case: RefundCase) -> QuerySet[Message]:
-    """The order's thread: it started before the case and carries on in it (SPEC §2)."""
+    """The order's thread, oldest first, each message with its author: it started before the
+    case and carries on in it (SPEC §2)."""
     return Message.objects.filter(order_id=case.order_id).select_related("author")
 
 
 def refund_evidence(*, case: RefundCase, for_dispute: bool | None = None) -> QuerySet[Evidence]:
+    """The case's files, oldest first, each with its uploader (the file is not opened)."""
     qs = Evidence.objects.filter(case=case).select_related("uploaded_by")
     if for_dispute is not None:
         qs = qs.filter(for_dispute=for_dispute)

@@ -7,7 +7,6 @@ the same queries whatever the number of cases, events or messages.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from django.urls import reverse
@@ -19,7 +18,7 @@ from orders.models import Event
 from orders.money import format_amount, format_optional_amount
 
 from .evidence import EVIDENCE_KINDS
-from .models import ClosedReason, Evidence, Reason, RefundCase, RefundItem, State
+from .models import ClosedReason, Evidence, Reason, RefundCase, State
 from .selectors import (
     CASE_ACTIONS,
     refund_author_role,
@@ -280,68 +279,3 @@ class RefundEvidenceOut(serializers.Serializer):
         )
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request is not None else path
-
-
-def _utc(value: Any) -> str | None:
-    return None if value is None else _UTC.to_representation(value)
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def refund_out_data(
-    case: RefundCase,
-    *,
-    user: Any,
-    now: Any,
-    timelines: Mapping[Any, list[Event]],
-    items: list[RefundItem] | None = None,
-) -> dict[str, Any]:
-    """`RefundOut(case, context=…).data` as a plain dict, for the detail endpoint: the same keys
-    in the same order and the same values (tests/refunds compare the two), without building the
-    serializer's ~30 fields on every request."""
-    currency = case.currency
-    running = case.deadline()
-    shipped_at = case.return_shipped_at
-    return {
-        "id": str(case.public_id),
-        "order": _text(case.order.number),
-        "state": _text(case.state),
-        "closed_reason": case.closed_reason or None,
-        "reason": _text(case.reason),
-        "description": _text(case.description),
-        "currency": _text(currency),
-        "amount": format_optional_amount(case.amount, currency),
-        "offer_amount": format_optional_amount(case.offer_amount, currency),
-        "approved_amount": format_optional_amount(case.approved_amount, currency),
-        "refunded_amount": format_optional_amount(case.refunded_amount, currency),
-        "return_item": None if case.return_item is None else bool(case.return_item),
-        "return_number": _text(case.issued_return_number),
-        "return_shipment": None
-        if shipped_at is None
-        else {
-            "carrier": _text(case.return_carrier),
-            "tracking_number": _text(case.return_tracking_number),
-            "shipped_at": _utc(shipped_at),
-        },
-        "reject_reason": case.reject_reason or None,
-        "respond_by": _utc(case.respond_by),
-        "offer_by": _utc(case.offer_by),
-        "return_by": _utc(case.return_by),
-        "confirm_by": _utc(case.confirm_by),
-        "dispute_by": _utc(case.dispute_by),
-        "deadline": None
-        if running is None or running[1] is None
-        else {"party": _text(running[0]), "at": _utc(running[1])},
-        "auto_accepted": None if case.auto_accepted is None else bool(case.auto_accepted),
-        "items": items_out(case.items.all() if items is None else items, currency),
-        "role": refund_role(case=case, user=user),
-        "actions": [
-            {"action": _text(a["action"]), "until": _utc(a["until"])}
-            for a in refund_available_actions(case=case, user=user, now=now)
-        ],
-        "messages": None if case.message_count is None else int(case.message_count),  # type: ignore[attr-defined]
-        "timeline": timeline_out(timelines.get(case.public_id, []), case),
-        "created_at": _utc(case.created_at),
-    }

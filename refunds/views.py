@@ -24,23 +24,15 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import escape
-from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from orders import windows
 from orders.errors import DomainError
 from orders.forms import OrderMessageForm, apply_domain_error
-from orders.links import RowLinks
 from orders.models import Order, OrderStatus, User
 from orders.money import format_amount, format_money
 from orders.paging import first_page_or_paginate
-from orders.selectors import (
-    OrderCards,
-    order_get_for_user,
-    order_item_lines,
-    order_role,
-)
+from orders.selectors import order_get_for_user, order_role
 from orders.services import message_post_on_order
 from orders.templatetags.portal import both_zones
 from orders.throttling import throttle_post
@@ -49,7 +41,6 @@ from payouts.selectors import payouts_for_order
 from payouts.services import order_cancel_by_buyer, order_cancel_out_of_stock
 
 from . import services
-from .badges import case_badge_html, order_badge_html, steps_html
 from .drafts import (
     RefundDraft,
     refund_draft_add_files,
@@ -74,14 +65,14 @@ from .models import DISPUTABLE_REASONS, OPEN_STATES, Reason, RefundCase, State
 from .selectors import (
     refund_available_actions,
     refund_case_read,
-    refund_cases_for_orders,
-    refund_evidence_list,
+    refund_evidence,
     refund_filing_open_until,
     refund_filing_options,
-    refund_items_read,
+    refund_items,
+    refund_messages,
     refund_open_case_for_order,
+    refund_order_cards,
     refund_role,
-    refund_thread,
 )
 from .timeline import refund_timeline_entries
 
@@ -101,13 +92,14 @@ def _money(amount: Any, currency: str) -> str:
 
 @dataclass
 class NextStep:
-    """One line of "what can be done now, and until when" on an order."""
+    """One line of "what can be done now, and until when" on an order. Its words and link are
+    in templates/refunds/partials/next_steps.html, chosen by `kind` (cancel, request, dispute,
+    out_of_stock, or case: then by the case's state and the viewer's role)."""
 
-    text: str
+    kind: str
     until: datetime | None = None
-    url: str = ""
-    button: str = ""
     tone: str = "info"  # info | warn | ok | bad
+    case: RefundCase | None = None
 
 
 @dataclass
@@ -116,7 +108,6 @@ class OrderRow:
     role: str
     steps: list[NextStep] = field(default_factory=list)
     open_case: RefundCase | None = None
-    html: SafeString | str = ""  # the card, built by _order_card_html
 
 
 def _dispute_of(case: RefundCase) -> Any:
@@ -140,63 +131,28 @@ def _seller_can_cancel(order: Order, open_case: RefundCase | None) -> bool:
 
 
 def _order_steps(
-    order: Order,
-    role: str,
-    cases: list[RefundCase],
-    now: datetime,
-    link: RowLinks | None = None,
+    order: Order, role: str, cases: list[RefundCase], now: datetime
 ) -> tuple[list[NextStep], RefundCase | None]:
-    link = link or RowLinks()
     steps: list[NextStep] = []
     open_case = next((c for c in cases if c.state in OPEN_STATES), None)
     if role == "buyer":
         if _buyer_can_cancel(order, open_case, now):
-            steps.append(
-                NextStep(
-                    "Cancel for a full refund at once",
-                    windows.instant_cancel_until(placed_at=order.placed_at),
-                    link("order-detail", order.number) + "#cancel",
-                    "Cancel order",
-                    "warn",
-                )
-            )
+            cancel_until = windows.instant_cancel_until(placed_at=order.placed_at)
+            steps.append(NextStep("cancel", cancel_until, "warn"))
         if open_case is not None:
-            steps.append(_case_step(open_case, role, link))
+            steps.append(_case_step(open_case, role))
         elif order.status != OrderStatus.CANCELLED and order.refundable > 0:
             until = refund_filing_open_until(order=order, now=now)
             if until is not None:
-                steps.append(
-                    NextStep(
-                        "Request a refund",
-                        until,
-                        link("refund-start", order.number),
-                        "Request a refund",
-                    )
-                )
+                steps.append(NextStep("request", until))
         for case in cases:
             if case.state == State.CLOSED and _can_dispute(case, now):
-                steps.append(
-                    NextStep(
-                        "Not happy with how your refund request ended? Open a dispute",
-                        case.dispute_by,
-                        link("dispute-new", case.public_id),
-                        "Open a dispute",
-                        "bad",
-                    )
-                )
+                steps.append(NextStep("dispute", case.dispute_by, "bad", case))
     elif role == "seller":
         if open_case is not None:
-            steps.append(_case_step(open_case, role, link))
+            steps.append(_case_step(open_case, role))
         if _seller_can_cancel(order, open_case):
-            steps.append(
-                NextStep(
-                    "Not shipped yet. Out of stock? Cancel it and the buyer is refunded at once.",
-                    None,
-                    link("order-detail", order.number) + "#out-of-stock",
-                    "Open order",
-                    "info",
-                )
-            )
+            steps.append(NextStep("out_of_stock"))
     return steps, open_case
 
 
@@ -210,116 +166,29 @@ def _can_dispute(case: RefundCase, now: datetime) -> bool:
     )
 
 
-def _case_step(case: RefundCase, role: str, link: RowLinks) -> NextStep:
-    """The open case of an order, as one line: who must act, until when, and the link."""
-    url = link("case-detail", case.public_id)
-    state = case.state
-    if state == State.ESCALATED:
-        dispute = _dispute_of(case)
-        if dispute is not None:
-            url = link("dispute-detail", dispute.public_id)
-        return NextStep("A dispute is open; staff will decide", None, url, "View dispute", "warn")
+def _case_step(case: RefundCase, role: str) -> NextStep:
+    """The open case of an order, as one line: until when, and whether it is the viewer's turn."""
+    if case.state == State.ESCALATED:
+        return NextStep("case", None, "warn", case)
     running = case.deadline()
-    until = running[1] if running else None
     yours = running is not None and running[0] == role
-    words = {
-        (State.REQUESTED, "buyer"): "Refund requested — waiting for the seller's answer",
-        (State.REQUESTED, "seller"): "Refund requested — your answer is needed",
-        (State.OFFER_MADE, "buyer"): "The seller made an offer — your answer is needed",
-        (State.OFFER_MADE, "seller"): "Offer made — waiting for the buyer",
-        (State.AWAITING_RETURN, "buyer"): "Send the item back and enter the tracking number",
-        (State.AWAITING_RETURN, "seller"): "Waiting for the buyer to ship the return",
-        (State.RETURN_SHIPPED, "buyer"): "Return on its way — waiting for the seller",
-        (State.RETURN_SHIPPED, "seller"): "Return shipped — confirm when it arrives",
-        (State.REFUND_PENDING, "buyer"): "Refund approved — the money is on its way",
-        (State.REFUND_PENDING, "seller"): "Refund approved — being paid",
-    }
-    text = words.get((state, role), case.get_state_display())
-    return NextStep(text, until, url, "Open case", "warn" if yours else "info")
+    return NextStep("case", running[1] if running else None, "warn" if yours else "info", case)
 
 
 # --- My orders ----------------------------------------------------------------------------------
 
 
-def _order_card_html(
-    row: OrderRow,
-    items: list[tuple[int, str]],
-    viewer_zone: str,
-    now: datetime,
-    link: RowLinks,
-) -> SafeString:
-    """One card of My orders, built in Python: the list shows up to 50 of them, and rendering
-    each through nested template includes cost more than all the page's queries."""
-    order = row.order
-    currency = order.currency
-    badge = order_badge_html(order)
-    case_badge = case_badge_html(row.open_case) if row.open_case is not None else ""
-    items_text = ", ".join(f"{quantity} × {escape(title)}" for quantity, title in items)
-    if row.role == "buyer":
-        party = (
-            f'From <a href="{escape(link("seller-public", order.shop.slug))}">'
-            f"{escape(order.shop.name)}</a>"
-        )
-    else:
-        party = f"Bought by {escape(order.buyer.display_name)}"
-    # The `date:"j M Y, H:i"` filter's text (English month abbreviations), without its
-    # general-purpose formatter.
-    local = timezone.localtime(order.placed_at)
-    placed = f"{local.day} {local:%b %Y, %H:%M}"
-    steps = ""
-    if row.steps:
-        steps = (
-            f'\n      <div class="order-card__actions">'
-            f"{steps_html(row.steps, viewer_zone=viewer_zone, now=now)}\n</div>\n    "
-        )
-    number = escape(order.number)
-    detail_url = escape(link("order-detail", order.number))
-    total = escape(format_money(order.total, currency))
-    return mark_safe(  # noqa: S308 - every value above is escaped
-        f'\n  <li class="card order-card">\n'
-        f'    <div class="order-card__head">\n'
-        f'      <a class="order-card__number" href="{detail_url}">'
-        f"Order {number}</a>\n"
-        f"      {badge}\n\n"
-        f"      {case_badge}{chr(10) if case_badge else ''}\n"
-        f'      <span class="order-card__total">{total}</span>\n'
-        f"    </div>\n"
-        f'    <p class="order-card__items">\n'
-        f"      {items_text}\n"
-        f"    </p>\n"
-        f'    <p class="small muted">\n'
-        f"      {party}\n"
-        f"      · placed {escape(placed)}\n"
-        f"      · refundable {escape(format_money(order.refundable, currency))}\n"
-        f"      · paid with {escape(order.payment_method_label)}\n"
-        f"    </p>\n"
-        f"    {steps}\n"
-        f"  </li>\n  "
-    )
-
-
 @login_required
 @require_GET
 def order_list(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
     tab = "seller" if request.GET.get("as") == "seller" else "buyer"
-    page = first_page_or_paginate(
-        OrderCards(user=user, role=tab), request.GET.get("page"), ORDERS_PER_PAGE
-    )
+    cards = refund_order_cards(user=_user(request), role=tab)
+    page = first_page_or_paginate(cards, request.GET.get("page"), ORDERS_PER_PAGE)
     now = timezone.now()
-    viewer_zone = timezone.get_current_timezone_name()
-    page_orders: list[Order] = list(page.object_list)
-    # The page's cases (newest first, disputes joined) and item lines: one query each.
-    order_ids = [o.pk for o in page_orders]
-    case_lists = refund_cases_for_orders(order_ids=order_ids)
-    items = order_item_lines(order_ids=order_ids)
-    link = RowLinks()
     rows = []
-    for order in page_orders:
-        steps, open_case = _order_steps(order, tab, case_lists[order.pk], now, link)
-        row = OrderRow(order, tab, steps, open_case)
-        row.html = _order_card_html(row, items[order.pk], viewer_zone, now, link)
-        rows.append(row)
+    for order in page.object_list:
+        steps, open_case = _order_steps(order, tab, order.cases, now)
+        rows.append(OrderRow(order, tab, steps, open_case))
     return render_page(
         request, "orders/list.html", {"tab": tab, "rows": rows, "page": page}, nav="orders"
     )
@@ -687,121 +556,6 @@ CASE_ACTIONS: dict[str, tuple[type, Any, str]] = {
 }
 
 
-def _next_step(case: RefundCase, role: str, now: datetime) -> dict[str, Any]:
-    """The banner at the top of the case page: what happens next, who acts, until when."""
-    order = case.order
-    shop = order.shop.name
-    asked = _money(case.amount, case.currency)
-    state = case.state
-    if state == State.REQUESTED:
-        if role == "seller":
-            return {
-                "tone": "warn",
-                "title": "Your answer is needed",
-                "text": "Accept, offer part of the amount, or reject with a reason. With no "
-                "answer by the deadline the request is accepted automatically.",
-                "until": case.respond_by,
-            }
-        return {
-            "tone": "info",
-            "title": f"Waiting for {shop}",
-            "text": f"{shop} can accept, offer part of the {asked}, or reject. If they do "
-            "not answer in time, your request is accepted automatically.",
-            "until": case.respond_by,
-        }
-    if state == State.OFFER_MADE:
-        offer = _money(case.offer_amount, case.currency)
-        if role == "buyer":
-            return {
-                "tone": "warn",
-                "title": f"{shop} offers {offer} instead of {asked}",
-                "text": "Accept the offer and it is paid at once, or decline it (you can "
-                "then open a dispute). With no answer by the deadline it lapses.",
-                "until": case.offer_by,
-            }
-        return {
-            "tone": "info",
-            "title": f"You offered {offer}",
-            "text": "Waiting for the buyer's answer.",
-            "until": case.offer_by,
-        }
-    if state == State.AWAITING_RETURN:
-        rma = case.issued_return_number
-        if role == "buyer":
-            return {
-                "tone": "warn",
-                "title": f"Send the item back with {rma} on the parcel",
-                "text": "Print the return slip, ship the item, then enter the carrier and "
-                "tracking number below. If no tracking number is entered by the deadline, "
-                "the case closes.",
-                "until": case.return_by,
-            }
-        return {
-            "tone": "info",
-            "title": "Waiting for the buyer to ship the return",
-            "text": f"Return number {rma}.",
-            "until": case.return_by,
-        }
-    if state == State.RETURN_SHIPPED:
-        if role == "seller":
-            return {
-                "tone": "warn",
-                "title": "Confirm the return when it arrives",
-                "text": f"{case.return_carrier} {case.return_tracking_number}. If you do not "
-                "confirm by the deadline, it counts as received and the refund is paid.",
-                "until": case.confirm_by,
-            }
-        return {
-            "tone": "info",
-            "title": "Your return is on its way",
-            "text": f"{shop} has until the deadline to confirm it arrived; after that it "
-            "counts as received and you are paid.",
-            "until": case.confirm_by,
-        }
-    if state == State.REFUND_PENDING:
-        amount = _money(case.approved_amount or case.amount, case.currency)
-        expected = windows.payout_target(approved_at=case.approved_at) if case.approved_at else None
-        return {
-            "tone": "ok",
-            "title": f"Refund approved: {amount}",
-            "text": f"It goes back to {order.payment_method_label}. We aim to pay it within a day.",
-            "until": expected,
-            "until_label": "Expected by",
-        }
-    if state == State.REFUNDED:
-        return {
-            "tone": "ok",
-            "title": f"Refunded: {_money(case.refunded_amount, case.currency)}",
-            "text": f"Paid back to {order.payment_method_label}.",
-            "until": None,
-        }
-    if state == State.ESCALATED:
-        return {
-            "tone": "warn",
-            "title": "A dispute is open",
-            "text": "Our staff review the case and decide. Write on the dispute page.",
-            "until": None,
-        }
-    # closed
-    why = case.get_closed_reason_display() or "Closed"
-    if _can_dispute(case, now):
-        if role == "buyer":
-            return {
-                "tone": "bad",
-                "title": f"Closed: {why.lower()}",
-                "text": "Not satisfied? Ask our staff to step in: open a dispute before the "
-                "deadline.",
-                "until": case.dispute_by,
-            }
-        return {
-            "tone": "info",
-            "title": f"Closed: {why.lower()}",
-            "text": "The buyer may still open a dispute until the deadline.",
-            "until": case.dispute_by,
-        }
-    return {"tone": "info", "title": f"Closed: {why.lower()}", "text": "", "until": None}
-
-
 def _case_page(
     request: HttpRequest,
     case: RefundCase,
@@ -824,14 +578,17 @@ def _case_page(
         "case": case,
         "order": case.order,
         "role": role,
-        "next": _next_step(case, role, now),
         "available": available,
-        "items": refund_items_read(case=case),
+        "items": refund_items(case=case),
         "timeline": refund_timeline_entries(case=case),
-        "thread": refund_thread(case=case),
-        "evidence": refund_evidence_list(case=case, for_dispute=False),
+        "thread": list(refund_messages(case=case)),
+        "evidence": list(refund_evidence(case=case, for_dispute=False)),
         "dispute": dispute,
+        "dispute_open": _can_dispute(case, now),
         "can_dispute": role == "buyer" and _can_dispute(case, now),
+        "payout_expected": windows.payout_target(approved_at=case.approved_at)
+        if case.state == State.REFUND_PENDING and case.approved_at
+        else None,
         "can_message": can_message,
         "can_upload": can_upload,
         # A blank form only where the template shows it (the same conditions as case.html).
@@ -847,7 +604,6 @@ def _case_page(
 
 
 def _case_for(request: HttpRequest, case_id: Any) -> RefundCase:
-    # The dispute (if any) in the same round trip as everything else on the page.
     return refund_case_read(user=_user(request), public_id=case_id)
 
 
@@ -933,6 +689,6 @@ def case_slip(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
         {
             "case": case,
             "order": case.order,
-            "items": refund_items_read(case=case),
+            "items": refund_items(case=case),
         },
     )

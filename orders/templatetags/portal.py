@@ -18,7 +18,6 @@ from django.template.loader import get_template
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.translation import get_language
 
 from orders import windows
 from orders.money import format_money
@@ -92,33 +91,20 @@ def countdown(instant: datetime | None) -> str:
     return countdown_html(instant)
 
 
-def deadline_html(
-    instant: datetime | None,
-    label: str = "",
-    *,
-    viewer_zone: str | None = None,
-    now: datetime | None = None,
-) -> SafeString:
-    """Label, live countdown and the exact instant in both zones, e.g. for "Answer by": the
-    one rendering of a deadline, for `{% deadline %}` and for views that build rows in Python
-    (the order list). `viewer_zone` defaults to the zone active for this request."""
+@register.simple_tag
+def deadline(instant: datetime | None, label: str = "") -> SafeString:
+    """`{% deadline instant "Answer by" %}`: label, live countdown and the exact instant in the
+    marketplace zone and the viewer's own; nothing for no instant."""
     if not instant:
         return mark_safe("")
-    now = now or timezone.now()
-    exact = windows.format_both(instant, viewer_zone or _viewer_zone())
+    now = timezone.now()
     return format_html(
         '<span class="deadline{}">{}<span class="deadline__exact">{}</span> {}</span>\n',
         " deadline--passed" if instant <= now else "",
         format_html('<span class="deadline__label">{}</span> ', label) if label else "",
-        exact,
+        windows.format_both(instant, _viewer_zone()),
         countdown_html(instant, now),
     )
-
-
-@register.simple_tag
-def deadline(instant: datetime | None, label: str = "") -> SafeString:
-    """`{% deadline instant "Answer by" %}`: `deadline_html`."""
-    return deadline_html(instant, label)
 
 
 @register.filter
@@ -130,32 +116,13 @@ def duration_words(value: timedelta | None) -> str:
 
 
 FIELD_TEMPLATE = "orders/partials/field.html"
-# Blank fields of forms whose blank rendering never changes, rendered once per process.
-_blank_fields: dict[tuple[object, ...], SafeString] = {}
 
 
 @register.simple_tag
 def field(bound: BoundField) -> SafeString:
     """`{% field form.body %}`: one form field as orders/partials/field.html lays it out
-    (label, help, the error next to it, the input).
-
-    A blank field of a form that declares `blank_is_static` (`orders.forms.PortalForm`: fields
-    fixed by the class, nothing chosen per request) is the same HTML on every page that shows
-    it, so it is rendered once per process: the case page's three blank fields took more
-    time through the widget templates than all of its queries. A bound form, or one with
-    initial values, is rendered each time.
-    """
-    form = bound.form
-    key = None
-    if getattr(form, "blank_is_static", False) and not form.is_bound and not form.initial:
-        key = (type(form), form.prefix, form.auto_id, bound.name, get_language())
-        cached = _blank_fields.get(key)
-        if cached is not None:
-            return cached
-    html = mark_safe(get_template(FIELD_TEMPLATE).render({"field": bound}))  # noqa: S308 - a template's escaped output
-    if key is not None:
-        _blank_fields[key] = html
-    return html
+    (label, help, the error next to it, the input)."""
+    return mark_safe(get_template(FIELD_TEMPLATE).render({"field": bound}))  # noqa: S308 - a template's escaped output
 
 
 FORM_ERRORS_TEMPLATE = "orders/partials/form_errors.html"

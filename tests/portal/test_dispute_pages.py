@@ -110,6 +110,26 @@ def test_dispute_pages_are_for_the_parties_only(rejected_case, buyer, other_buye
     assert client_for(seller).get(f"/refunds/{rejected_case.public_id}/dispute/").status_code == 403
 
 
+def test_dispute_page_costs_the_same_queries_with_n_or_3n_rows(rejected_case, buyer, seller):
+    # given a dispute with messages, files and events from both parties
+    dispute = open_dispute(rejected_case, buyer)
+    url = f"/disputes/{dispute.public_id}/"
+
+    def add(n: int) -> None:
+        for i in range(n):
+            author = buyer if i % 2 else seller
+            dispute_services.dispute_post_message(dispute=dispute, author=author, body=f"m{i}")
+            dispute_services.dispute_add_evidence(
+                dispute=dispute, actor=author, upload=png_upload(f"p{i}.png"), kind="photo"
+            )
+
+    add(2)
+    few = {who: queries_for(client_for(who), url) for who in (buyer, seller)}
+    # when three times as many rows are added, then each party's page costs the same
+    add(4)
+    assert {who: queries_for(client_for(who), url) for who in (buyer, seller)} == few
+
+
 def test_seller_adds_a_statement_and_the_buyer_reads_it(rejected_case, buyer, seller):
     dispute = open_dispute(rejected_case, buyer)
     url = f"/disputes/{dispute.public_id}/"

@@ -1,5 +1,5 @@
-"""`{% field %}` and `{% form_errors %}`: the same HTML as the partials they replace, with a
-blank field of a static form rendered once per process and never a stale error."""
+"""`{% field %}` and `{% form_errors %}`: the same HTML as the partials they render, and never a
+stale error."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from django.template import Context, Template
 from django.template.loader import get_template
 
 from orders.forms import ReturnPolicyForm
-from orders.templatetags import portal
 from refunds.forms import CaseMessageForm, EvidenceForm, ShipReturnForm
 
 
@@ -20,29 +19,15 @@ def by_partial(bound) -> str:
     return get_template("orders/partials/field.html").render({"field": bound})
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    portal._blank_fields.clear()
-    yield
-    portal._blank_fields.clear()
-
-
 @pytest.mark.parametrize(
     ("form_class", "name"),
     [(CaseMessageForm, "body"), (EvidenceForm, "file"), (EvidenceForm, "kind")],
 )
-def test_a_blank_static_field_is_the_partial_and_is_rendered_once(form_class, name):
-    # when a blank field is rendered twice
-    first = by_tag(form_class()[name])
-    second = by_tag(form_class()[name])
-
-    # then both are the partial's HTML, and the second came from the per-process cache
-    assert first == by_partial(form_class()[name])
-    assert second == first
-    assert list(portal._blank_fields) == [(form_class, None, "id_%s", name, portal.get_language())]
+def test_a_blank_field_is_the_partial(form_class, name):
+    assert by_tag(form_class()[name]) == by_partial(form_class()[name])
 
 
-def test_a_bound_field_with_an_error_is_never_cached_nor_served_from_the_cache():
+def test_a_bound_field_shows_its_error_and_the_next_blank_form_does_not():
     blank = by_tag(ShipReturnForm()["carrier"])
     invalid = ShipReturnForm(data={"carrier": "", "tracking_number": "1Z"})
     assert not invalid.is_valid()
@@ -66,14 +51,13 @@ def test_prefixed_forms_keep_their_own_ids():
     assert 'id="id_reply-body"' in prefixed
 
 
-def test_a_form_with_initial_values_is_rendered_each_time():
-    # ReturnPolicyForm shows the shop's current policy: not a static blank form
+def test_a_form_with_initial_values_shows_them():
+    # ReturnPolicyForm shows the shop's current policy
     week = by_tag(ReturnPolicyForm(initial={"number": 7, "unit": "days"})["number"])
     hour = by_tag(ReturnPolicyForm(initial={"number": 1, "unit": "hours"})["number"])
 
     assert 'value="7"' in week
     assert 'value="1"' in hour
-    assert portal._blank_fields == {}
 
 
 def test_form_errors_render_only_errors_that_belong_to_no_field():

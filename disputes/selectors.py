@@ -16,7 +16,8 @@ from django_fsm import can_proceed
 
 from orders.models import Event, Message, User
 from refunds.models import Evidence
-from refunds.selectors import refund_author_role, refund_evidence, refund_messages
+from refunds.rules import refund_author_role
+from refunds.selectors import refund_evidence, refund_messages
 
 from .models import UNDECIDED_STATES, Dispute, DisputeMessage
 

@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .models import Order, Payout
+    from .models import Payout
 
 # purpose -> called inside the payout's settling transaction once the gateway confirmed it.
 payout_succeeded: dict[str, Callable[[Payout, datetime], None]] = {}
-# Each raises a DomainError when the order may not be cancelled now (e.g. a refund case is open).
-cancel_guards: list[Callable[[Order], None]] = []
+# Each answers, for some order ids, why those orders may not be cancelled now (e.g. a refund case
+# is open), by id: one query for any number of orders. Read by `orders.rules.order_cancel_holds`.
+cancel_holds: list[Callable[[list[int]], dict[int, str]]] = []
 # Called once after each commit that wrote audit events (notifications queue their dispatch).
 events_written: list[Callable[[], None]] = []

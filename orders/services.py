@@ -14,14 +14,13 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from . import events, hooks, windows
+from . import events, hooks, rules, windows
 from .errors import (
     AmountExceedsRefundable,
     Duplicate,
     InvalidTransition,
     NotAllowed,
     ValidationFailed,
-    WindowClosed,
 )
 from .gateway import GatewayError, GatewayTimeout, get_gateway
 from .models import (
@@ -197,8 +196,8 @@ def order_ship(
     now = now or timezone.now()
     order = _lock_order(order)
     shipped_at = shipped_at or now
-    if not can_proceed(order.ship):
-        raise InvalidTransition(f"Order {order.number} is {order.status}; it cannot be shipped.")
+    if (refusal := rules.order_ship_refusal(order=order, user=actor)) is not None:
+        raise refusal
     if shipped_at < order.placed_at or shipped_at > now + timedelta(minutes=5):
         raise ValidationFailed(
             "shipped_at must be between placed_at and now.",
@@ -221,8 +220,8 @@ def order_deliver(
     now = now or timezone.now()
     order = _lock_order(order)
     delivered_at = delivered_at or now
-    if not can_proceed(order.deliver):
-        raise InvalidTransition(f"Order {order.number} is {order.status}; it cannot be delivered.")
+    if (refusal := rules.order_deliver_refusal(order=order, user=actor)) is not None:
+        raise refusal
     earliest = order.shipped_at or order.placed_at
     if delivered_at < earliest or delivered_at > now + timedelta(minutes=5):
         raise ValidationFailed(
@@ -237,12 +236,6 @@ def order_deliver(
 
 
 def _cancel(order: Order, *, actor: User, reason: str, now: datetime) -> Payout:
-    if not can_proceed(order.cancel):
-        raise InvalidTransition(
-            f"Order {order.number} is {order.status}; only unshipped orders can be cancelled."
-        )
-    for guard in hooks.cancel_guards:
-        guard(order)
     amount = order.refundable
     order.cancel(reason=reason, at=now)
     order.save()
@@ -263,14 +256,10 @@ def order_cancel_by_buyer(*, order: Order, actor: User, now: datetime | None = N
     """Instant cancellation: unshipped, within 24 h of placing, full refund at once (SPEC §3)."""
     now = now or timezone.now()
     order = _lock_order(order)
-    if order.buyer_id != actor.pk:
-        raise NotAllowed("Only the buyer can cancel this order.")
-    until = windows.instant_cancel_until(placed_at=order.placed_at)
-    if now > until:
-        raise WindowClosed(
-            "Instant cancellation closed at "
-            f"{windows.format_both(until, actor.time_zone)}; file a refund request instead."
-        )
+    holds = rules.order_cancel_holds(orders=[order])
+    refusal = rules.order_cancel_refusal(order=order, user=actor, now=now, holds=holds)
+    if refusal is not None:
+        raise refusal
     return _cancel(order, actor=actor, reason="buyer_cancelled", now=now)
 
 
@@ -278,8 +267,10 @@ def order_cancel_by_buyer(*, order: Order, actor: User, now: datetime | None = N
 def order_cancel_out_of_stock(*, order: Order, actor: User, now: datetime | None = None) -> Payout:
     now = now or timezone.now()
     order = _lock_order(order)
-    if order.shop.owner_id != actor.pk:
-        raise NotAllowed("Only the seller can cancel an order as out of stock.")
+    holds = rules.order_cancel_holds(orders=[order])
+    refusal = rules.order_cancel_out_of_stock_refusal(order=order, user=actor, holds=holds)
+    if refusal is not None:
+        raise refusal
     return _cancel(order, actor=actor, reason="out_of_stock", now=now)
 
 
@@ -297,12 +288,9 @@ def message_post_on_order(
             "Messages are at most 5000 characters.", fields={"body": ["At most 5000 characters."]}
         )
     order = Order.objects.select_related("shop").get(pk=order.pk)
-    if author.pk == order.buyer_id:
-        other = "seller"
-    elif author.pk == order.shop.owner_id:
-        other = "buyer"
-    else:
-        raise NotAllowed("Only the buyer and the seller write on this thread.")
+    if (refusal := rules.order_message_refusal(order=order, user=author)) is not None:
+        raise refusal
+    other = "seller" if author.pk == order.buyer_id else "buyer"
     message = Message.objects.create(order=order, author=author, body=body, case_id=case_id)
     events.event_message_posted(
         order=order, actor=author, notify_role=other, case_id=case_id, excerpt=body

@@ -7,7 +7,8 @@ class RefundsConfig(AppConfig):
     def ready(self) -> None:
         from orders import hooks
 
-        from .services import refund_mark_paid, refund_open_case_guard
+        from .rules import refund_open_case_holds
+        from .services import refund_mark_paid
 
         hooks.payout_succeeded["refund"] = refund_mark_paid
-        hooks.cancel_guards.append(refund_open_case_guard)
+        hooks.cancel_holds.append(refund_open_case_holds)

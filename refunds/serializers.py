@@ -20,12 +20,7 @@ from orders.money import format_amount, format_optional_amount
 
 from .evidence import EVIDENCE_KINDS
 from .models import ClosedReason, Evidence, Reason, RefundCase, RefundItem, State
-from .selectors import (
-    CASE_ACTIONS,
-    refund_author_role,
-    refund_available_actions,
-    refund_role,
-)
+from .rules import CASE_ACTIONS, refund_actions, refund_author_role, refund_role
 
 _UTC = UTCDateTimeField()
 
@@ -247,9 +242,7 @@ class RefundOut(serializers.Serializer):
 
     @extend_schema_field(RefundActionOut(many=True))
     def get_actions(self, case: RefundCase) -> list[dict[str, Any]]:
-        actions = refund_available_actions(
-            case=case, user=self.context["user"], now=self.context["now"]
-        )
+        actions = refund_actions(case=case, user=self.context["user"], now=self.context["now"])
         return RefundActionOut(actions, many=True).data  # type: ignore[return-value]
 
     @extend_schema_field(RefundEventOut(many=True))
@@ -339,7 +332,7 @@ def refund_out_data(
         "role": refund_role(case=case, user=user),
         "actions": [
             {"action": _text(a["action"]), "until": _utc(a["until"])}
-            for a in refund_available_actions(case=case, user=user, now=now)
+            for a in refund_actions(case=case, user=user, now=now)
         ],
         "messages": None if case.message_count is None else int(case.message_count),  # type: ignore[attr-defined]
         "timeline": timeline_out(timelines.get(case.public_id, []), case),

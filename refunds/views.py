@@ -41,11 +41,11 @@ from orders.links import RowLinks
 from orders.models import Order, OrderStatus, User
 from orders.money import format_amount, format_money
 from orders.paging import first_page_or_paginate
+from orders.rules import order_cancel_out_of_stock_refusal, order_cancel_refusal, order_role
 from orders.selectors import (
     OrderCards,
     order_get_for_user,
     order_item_lines,
-    order_role,
     payouts_for_order,
 )
 from orders.services import message_post_on_order, order_cancel_by_buyer, order_cancel_out_of_stock
@@ -66,9 +66,9 @@ from .forms import (
     RejectForm,
     ShipReturnForm,
 )
-from .models import DISPUTABLE_REASONS, OPEN_STATES, Reason, RefundCase, State
+from .models import OPEN_STATES, Reason, RefundCase, State
+from .rules import OPEN_CASE_HOLDS_CANCEL, refund_actions, refund_dispute_refusal, refund_role
 from .selectors import (
-    refund_available_actions,
     refund_case_read,
     refund_cases_for_orders,
     refund_evidence_list,
@@ -76,7 +76,6 @@ from .selectors import (
     refund_filing_options,
     refund_items_read,
     refund_open_case_for_order,
-    refund_role,
     refund_thread,
     refund_timeline,
 )
@@ -121,22 +120,26 @@ def _dispute_of(case: RefundCase) -> Any:
     return getattr(case, "dispute", None)
 
 
-def _buyer_can_cancel(order: Order, open_case: RefundCase | None, now: datetime) -> bool:
-    """An unshipped order, inside the instant-cancel window, with no refund case running."""
-    return (
-        order.status == OrderStatus.PAID
-        and now <= windows.instant_cancel_until(placed_at=order.placed_at)
-        and open_case is None
-    )
+def _cancel_holds(order: Order, open_case: RefundCase | None) -> dict[int, str]:
+    # The open case the page has loaded is the hold `refunds.rules.refund_open_case_holds` reads.
+    return {order.pk: OPEN_CASE_HOLDS_CANCEL} if open_case is not None else {}
 
 
-def _seller_can_cancel(order: Order, open_case: RefundCase | None) -> bool:
-    """An unshipped order with no refund case running: out of stock, cancel and refund."""
-    return order.status == OrderStatus.PAID and open_case is None
+def _buyer_can_cancel(
+    order: Order, user: User, open_case: RefundCase | None, now: datetime
+) -> bool:
+    holds = _cancel_holds(order, open_case)
+    return order_cancel_refusal(order=order, user=user, now=now, holds=holds) is None
+
+
+def _seller_can_cancel(order: Order, user: User, open_case: RefundCase | None) -> bool:
+    holds = _cancel_holds(order, open_case)
+    return order_cancel_out_of_stock_refusal(order=order, user=user, holds=holds) is None
 
 
 def _order_steps(
     order: Order,
+    user: User,
     role: str,
     cases: list[RefundCase],
     now: datetime,
@@ -144,9 +147,11 @@ def _order_steps(
 ) -> tuple[list[NextStep], RefundCase | None]:
     link = link or RowLinks()
     steps: list[NextStep] = []
+    for case in cases:
+        case.order = order  # loaded already: the rules read the case's order
     open_case = next((c for c in cases if c.state in OPEN_STATES), None)
     if role == "buyer":
-        if _buyer_can_cancel(order, open_case, now):
+        if _buyer_can_cancel(order, user, open_case, now):
             steps.append(
                 NextStep(
                     "Cancel for a full refund at once",
@@ -183,7 +188,7 @@ def _order_steps(
     elif role == "seller":
         if open_case is not None:
             steps.append(_case_step(open_case, role, link))
-        if _seller_can_cancel(order, open_case):
+        if _seller_can_cancel(order, user, open_case):
             steps.append(
                 NextStep(
                     "Not shipped yet. Out of stock? Cancel it and the buyer is refunded at once.",
@@ -197,12 +202,10 @@ def _order_steps(
 
 
 def _can_dispute(case: RefundCase, now: datetime) -> bool:
+    """Whether the buyer may still dispute the case (the page says so to either party)."""
+    buyer = case.order.buyer
     return (
-        case.state == State.CLOSED
-        and case.closed_reason in DISPUTABLE_REASONS
-        and case.dispute_by is not None
-        and now <= case.dispute_by
-        and _dispute_of(case) is None
+        _dispute_of(case) is None and refund_dispute_refusal(case=case, user=buyer, now=now) is None
     )
 
 
@@ -312,7 +315,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
     link = RowLinks()
     rows = []
     for order in page_orders:
-        steps, open_case = _order_steps(order, tab, case_lists[order.pk], now, link)
+        steps, open_case = _order_steps(order, user, tab, case_lists[order.pk], now, link)
         row = OrderRow(order, tab, steps, open_case)
         row.html = _order_card_html(row, items[order.pk], viewer_zone, now, link)
         rows.append(row)
@@ -344,7 +347,7 @@ def _order_page(
         .order_by("-created_at", "-id")
     )
     now = timezone.now()
-    steps, open_case = _order_steps(order, role, cases, now)
+    steps, open_case = _order_steps(order, user, role, cases, now)
     cancel_until = windows.instant_cancel_until(placed_at=order.placed_at)
     context = {
         "order": order,
@@ -356,9 +359,9 @@ def _order_page(
         "thread": list(order.messages.select_related("author")),
         "payouts": list(payouts_for_order(order=order)),
         "message_form": message_form or OrderMessageForm(),
-        "can_cancel": role == "buyer" and _buyer_can_cancel(order, open_case, now),
+        "can_cancel": _buyer_can_cancel(order, user, open_case, now),
         "cancel_until": cancel_until,
-        "can_cancel_out_of_stock": role == "seller" and _seller_can_cancel(order, open_case),
+        "can_cancel_out_of_stock": _seller_can_cancel(order, user, open_case),
         "action_error": action_error,
     }
     return render_page(request, "orders/detail.html", context, nav="orders", status=status)
@@ -1028,9 +1031,7 @@ def _case_page(
     user = _user(request)
     role = refund_role(case=case, user=user)
     now = timezone.now()
-    available = {
-        a["action"]: a["until"] for a in refund_available_actions(case=case, user=user, now=now)
-    }
+    available = {a["action"]: a["until"] for a in refund_actions(case=case, user=user, now=now)}
     forms = forms or {}
     dispute = _dispute_of(case)
     can_message = role in ("buyer", "seller") and case.state != State.ESCALATED

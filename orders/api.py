@@ -333,8 +333,8 @@ def order_actions(
             order=order, user=user, holds=holds
         ),
         "message": rules.order_message_refusal(order=order, user=user),
-        "ship": rules.order_ship_refusal(order=order, user=user),
-        "deliver": rules.order_deliver_refusal(order=order, user=user),
+        "ship": rules.order_feed_refusal(order=order, user=user, event="ship"),
+        "deliver": rules.order_feed_refusal(order=order, user=user, event="deliver"),
     }
     actions: dict[str, dict[str, Any]] = {
         name: {} for name, refusal in refusals.items() if refusal is None

@@ -110,24 +110,18 @@ def order_message_refusal(*, order: Order, user: User) -> DomainError | None:
     return None
 
 
-def _feed_refusal(user: User | None, doing: str) -> DomainError | None:
-    # `None` is the system itself (a sweep, a test's factory): it reports what the carrier said.
+# What the marketplace's feed reports of an order: the transition and how its refusal reads.
+_FEED = {"ship": ("report a shipment", "shipped"), "deliver": ("report a delivery", "delivered")}
+
+
+def order_feed_refusal(
+    *, order: Order, user: User | None, event: Literal["ship", "deliver"]
+) -> DomainError | None:
+    """Shipping and delivery are reported by staff or the marketplace (`None`: the system
+    itself, e.g. a sweep or a seed), while the order's state machine allows them."""
+    doing, done = _FEED[event]
     if user is not None and not (user.is_staff or user.is_marketplace):
         return NotAllowed(f"Only staff or the marketplace can {doing}.")
-    return None
-
-
-def order_ship_refusal(*, order: Order, user: User | None) -> DomainError | None:
-    if (refusal := _feed_refusal(user, "report a shipment")) is not None:
-        return refusal
-    if not can_proceed(order.ship):
-        return InvalidTransition(f"Order {order.number} is {order.status}; it cannot be shipped.")
-    return None
-
-
-def order_deliver_refusal(*, order: Order, user: User | None) -> DomainError | None:
-    if (refusal := _feed_refusal(user, "report a delivery")) is not None:
-        return refusal
-    if not can_proceed(order.deliver):
-        return InvalidTransition(f"Order {order.number} is {order.status}; it cannot be delivered.")
+    if not can_proceed(getattr(order, event)):
+        return InvalidTransition(f"Order {order.number} is {order.status}; it cannot be {done}.")
     return None

@@ -196,7 +196,7 @@ def order_ship(
     now = now or timezone.now()
     order = _lock_order(order)
     shipped_at = shipped_at or now
-    if (refusal := rules.order_ship_refusal(order=order, user=actor)) is not None:
+    if (refusal := rules.order_feed_refusal(order=order, user=actor, event="ship")) is not None:
         raise refusal
     if shipped_at < order.placed_at or shipped_at > now + timedelta(minutes=5):
         raise ValidationFailed(
@@ -220,7 +220,7 @@ def order_deliver(
     now = now or timezone.now()
     order = _lock_order(order)
     delivered_at = delivered_at or now
-    if (refusal := rules.order_deliver_refusal(order=order, user=actor)) is not None:
+    if (refusal := rules.order_feed_refusal(order=order, user=actor, event="deliver")) is not None:
         raise refusal
     earliest = order.shipped_at or order.placed_at
     if delivered_at < earliest or delivered_at > now + timedelta(minutes=5):

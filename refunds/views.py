@@ -203,10 +203,7 @@ def _order_steps(
 
 def _can_dispute(case: RefundCase, now: datetime) -> bool:
     """Whether the buyer may still dispute the case (the page says so to either party)."""
-    buyer = case.order.buyer
-    return (
-        _dispute_of(case) is None and refund_dispute_refusal(case=case, user=buyer, now=now) is None
-    )
+    return refund_dispute_refusal(case=case, user=case.order.buyer, now=now) is None
 
 
 def _case_step(case: RefundCase, role: str, link: RowLinks) -> NextStep:

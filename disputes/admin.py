@@ -25,7 +25,6 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
-from django_fsm import can_proceed
 
 from orders import windows
 from orders.admin import ReadOnlyAdmin
@@ -36,11 +35,10 @@ from refunds.models import Evidence
 
 from . import services
 from .models import UNDECIDED_STATES, Dispute, Party
+from .rules import dispute_action_refusal, dispute_author_role, dispute_can_decide_now
 from .selectors import (
     DISPUTE_RELATED,
     SLA_ORDERING,
-    dispute_author_role,
-    dispute_can_decide_now,
     dispute_events,
     dispute_messages,
     dispute_queue,
@@ -512,20 +510,14 @@ class DisputeAdmin(ReadOnlyAdmin):
         obj: Dispute | None = None,
     ) -> HttpResponse:
         links = []
-        if obj is not None and obj.is_undecided and self.has_desk_permission(request):
-            if can_proceed(obj.request_info):
-                links.append(
-                    {
-                        "url": reverse("admin:disputes_dispute_request_info", args=[obj.pk]),
-                        "label": _("Request info"),
-                    }
-                )
-            links.append(
-                {
-                    "url": reverse("admin:disputes_dispute_decide", args=[obj.pk]),
-                    "label": _("Decide"),
-                }
-            )
+        if obj is not None and self.has_desk_permission(request):
+            # The desk offers what the dispute's rule allows this staff member now.
+            now = timezone.now()
+            for action, label in (("request_info", _("Request info")), ("decide", _("Decide"))):
+                if dispute_action_refusal(dispute=obj, user=_user(request), action=action, now=now):
+                    continue
+                url = reverse(f"admin:disputes_dispute_{action}", args=[obj.pk])
+                links.append({"url": url, "label": label})
         context["desk_links"] = links
         return super().render_change_form(
             request, context, add=add, change=change, form_url=form_url, obj=obj

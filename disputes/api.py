@@ -40,14 +40,12 @@ from refunds.selectors import refund_case_read
 
 from . import services
 from .models import Dispute, DisputeMessage, DisputeState, Party
+from .rules import dispute_actions, dispute_author_role, dispute_role
 from .selectors import (
-    dispute_actions,
-    dispute_author_role,
     dispute_evidence,
     dispute_get_for_user,
     dispute_list_for_user,
     dispute_messages,
-    dispute_role_of,
     dispute_transcript,
     evidence_url,
 )
@@ -164,7 +162,7 @@ class DisputeOut(serializers.Serializer):
 
     @extend_schema_field(serializers.ChoiceField(choices=ROLE_CHOICES))
     def get_role(self, dispute: Dispute) -> str:
-        return dispute_role_of(dispute=dispute, user=self.context["user"])
+        return dispute_role(dispute=dispute, user=self.context["user"])
 
     @extend_schema_field({"type": "string", "format": "decimal", "example": "59.90"})
     def get_desired_amount(self, dispute: Dispute) -> str | None:
@@ -231,7 +229,7 @@ class DisputeDetailOut(DisputeOut):
     @extend_schema_field(DisputeContactOut(allow_null=True))
     def get_contact(self, dispute: Dispute) -> dict[str, str] | None:
         # The buyer's contact details are for the buyer and staff, not the seller.
-        if dispute_role_of(dispute=dispute, user=self.context["user"]) == "seller":
+        if dispute_role(dispute=dispute, user=self.context["user"]) == "seller":
             return None
         return {
             "name": dispute.contact_name,

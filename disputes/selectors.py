@@ -14,12 +14,11 @@ from uuid import UUID
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.http import Http404
 from django.urls import reverse
-from django_fsm import can_proceed
 
 from orders.models import Event, Message, Order, Shop, User
 from refunds.models import Evidence, RefundCase
 from refunds.models import State as CaseState
-from refunds.selectors import refund_author_role, refund_evidence, refund_messages
+from refunds.selectors import refund_evidence, refund_messages
 
 from .models import UNDECIDED_STATES, Dispute, DisputeMessage, DisputeState
 
@@ -32,67 +31,6 @@ DISPUTE_RELATED = (
     "assigned_to",
     "decided_by",
 )
-
-
-# Who may take each action on a dispute; whether it is possible now depends on the state.
-ACTION_ROLES: dict[str, tuple[str, ...]] = {
-    "statement": ("seller",),
-    "message": ("buyer", "seller", "staff"),
-    "evidence": ("buyer", "seller", "staff"),
-    "withdraw": ("buyer",),
-    "assign": ("staff",),
-    "start_review": ("staff",),
-    "request_info": ("staff",),
-    "decide": ("staff",),
-}
-ACTION_WORDS = {
-    "statement": "add the seller's statement",
-    "message": "write on this dispute",
-    "evidence": "add evidence to this dispute",
-    "withdraw": "withdraw this dispute",
-    "assign": "assign disputes",
-    "start_review": "review disputes",
-    "request_info": "ask for information",
-    "decide": "decide disputes",
-}
-
-
-def dispute_role_of(*, dispute: Dispute, user: User) -> str:
-    """buyer | seller | staff | other. A staff member who is a party acts as that party."""
-    order = dispute.case.order
-    if order.buyer_id == user.pk:
-        return "buyer"
-    if order.shop.owner_id == user.pk:
-        return "seller"
-    return "staff" if user.is_staff and user.is_active else "other"
-
-
-def dispute_author_role(author_id: int, dispute: Dispute) -> str:
-    """Who wrote or uploaded something on the dispute: buyer, seller, or else staff."""
-    return refund_author_role(author_id, dispute.case)
-
-
-def dispute_can_decide_now(*, dispute: Dispute, now: datetime) -> bool:
-    """Once the seller has made a statement or its 48 h have passed (SPEC §6)."""
-    return dispute.seller_statement_at is not None or now > dispute.statement_by
-
-
-def dispute_actions(*, dispute: Dispute, user: User, now: datetime) -> list[str]:
-    """What the viewer may do on the dispute now (the API and pages show these)."""
-    role = dispute_role_of(dispute=dispute, user=user)
-    undecided = dispute.state in UNDECIDED_STATES
-    possible = {
-        "statement": undecided and dispute.seller_statement_at is None,
-        "message": undecided,
-        "evidence": undecided,
-        "withdraw": can_proceed(dispute.withdraw),
-        "assign": undecided,
-        # The transitions' own source states (django-fsm), not a copy of them.
-        "start_review": can_proceed(dispute.start_review),
-        "request_info": can_proceed(dispute.request_info),
-        "decide": undecided and dispute_can_decide_now(dispute=dispute, now=now),
-    }
-    return [action for action, roles in ACTION_ROLES.items() if role in roles and possible[action]]
 
 
 def dispute_list_for_user(*, user: User, state: str | None = None) -> QuerySet[Dispute]:

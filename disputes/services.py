@@ -18,26 +18,23 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_fsm import can_proceed
 
 from orders import windows
 from orders.errors import (
     AmountExceedsRefundable,
     Duplicate,
-    InvalidTransition,
     NotAllowed,
     ValidationFailed,
-    WindowClosed,
 )
 from orders.models import User
 from orders.money import format_money, parse_amount_field
-from refunds.models import DISPUTABLE_REASONS, Evidence, RefundCase
-from refunds.models import State as CaseState
+from refunds.models import Evidence, RefundCase
+from refunds.rules import refund_dispute_refusal
 from refunds.services import case_lock, refund_escalate, refund_resolve
 
+from . import rules
 from .events import dispute_message_notify, event_dispute
 from .models import Dispute, DisputeMessage, DisputeState, Party
-from .selectors import ACTION_ROLES, ACTION_WORDS, dispute_can_decide_now, dispute_role_of
 
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 ()./-]{4,30}$")
 
@@ -59,28 +56,21 @@ def dispute_require(*, dispute: Dispute, user: User, action: str) -> str:
     """403 unless `action` is the user's on this dispute; returns the user's role.
 
     The API calls it before reading a body, so a party calling a staff action hears 403
-    whatever it sent; every service calls it again under the locks.
+    whatever it sent; every service checks the whole rule again under the locks.
     """
-    roles = ACTION_ROLES[action]
-    role = dispute_role_of(dispute=dispute, user=user)
-    if role not in roles:
-        who = " or ".join("staff" if r == "staff" else f"the {r}" for r in roles)
-        raise NotAllowed(f"Only {who} can {ACTION_WORDS[action]}.")
-    return role
+    if (
+        refusal := rules.dispute_role_refusal(dispute=dispute, user=user, action=action)
+    ) is not None:
+        raise refusal
+    return rules.dispute_role(dispute=dispute, user=user)
 
 
-def _require_state(dispute: Dispute, method: Any, doing: str) -> None:
-    if not can_proceed(method):
-        raise InvalidTransition(
-            f"This dispute is {dispute.get_state_display().lower()}; you cannot {doing} now."
-        )
-
-
-def _require_undecided(dispute: Dispute, doing: str) -> None:
-    if not dispute.is_undecided:
-        raise InvalidTransition(
-            f"This dispute is {dispute.get_state_display().lower()}; you cannot {doing} now."
-        )
+def _require(dispute: Dispute, user: User, action: str, now: datetime) -> str:
+    """The action's rule (role, state, timing) under the locks; returns the user's role."""
+    refusal = rules.dispute_action_refusal(dispute=dispute, user=user, action=action, now=now)
+    if refusal is not None:
+        raise refusal
+    return rules.dispute_role(dispute=dispute, user=user)
 
 
 def _text(value: Any, *, field: str, max_length: int, label: str, required: bool = True) -> str:
@@ -119,18 +109,12 @@ def dispute_open(
     now = now or timezone.now()
     case = case_lock(str(case.public_id))
     order = case.order
-    if order.buyer_id != buyer.pk:
-        raise NotAllowed("Only the buyer of this order can open a dispute.")
-    if Dispute.objects.filter(case=case).exists():
+    refusal = refund_dispute_refusal(case=case, user=buyer, now=now)
+    # To the buyer, a second dispute is named as such, not as a case in the wrong state.
+    if not isinstance(refusal, NotAllowed) and Dispute.objects.filter(case=case).exists():
         raise Duplicate("This refund case already has a dispute.")
-    if case.state != CaseState.CLOSED or case.closed_reason not in DISPUTABLE_REASONS:
-        raise InvalidTransition(
-            "A dispute can only be opened on a case closed as rejected, withdrawn, expired or "
-            f"with a declined offer; this case is {case.get_state_display().lower()}."
-        )
-    if case.dispute_by is None or now > case.dispute_by:
-        closed = _fmt(case.dispute_by, buyer) if case.dispute_by else "when the case closed"
-        raise WindowClosed(f"The dispute window for this case closed on {closed}.")
+    if refusal is not None:
+        raise refusal
 
     statement = _text(statement, field="statement", max_length=5000, label="Your statement")
     contact_name = _text(contact_name, field="contact_name", max_length=150, label="Your name")
@@ -204,10 +188,7 @@ def dispute_add_statement(
     a late statement is still worth reading, but staff need not wait for it."""
     now = now or timezone.now()
     dispute = dispute_lock(dispute)
-    dispute_require(dispute=dispute, user=seller, action="statement")
-    _require_undecided(dispute, "add a statement")
-    if dispute.seller_statement_at is not None:
-        raise Duplicate("Your statement is on file already; add a message instead.")
+    _require(dispute, seller, "statement", now)
     dispute.seller_statement = _text(body, field="body", max_length=5000, label="The statement")
     dispute.seller_statement_at = now
     dispute.save(update_fields=["seller_statement", "seller_statement_at", "updated_at"])
@@ -230,8 +211,7 @@ def dispute_post_message(
     question and returns the dispute to `under_review` (SPEC §6)."""
     now = now or timezone.now()
     dispute = dispute_lock(dispute)
-    role = dispute_require(dispute=dispute, user=author, action="message")
-    _require_undecided(dispute, "write on it")
+    role = _require(dispute, author, "message", now)
     body = _text(body, field="body", max_length=5000, label="The message")
     message = DisputeMessage.objects.create(
         dispute=dispute, author=author, body=body, created_at=now
@@ -275,8 +255,7 @@ def dispute_add_evidence(*, dispute: Dispute, actor: User, upload: Any, kind: st
     from refunds.evidence import evidence_add
 
     dispute = dispute_lock(dispute)
-    dispute_require(dispute=dispute, user=actor, action="evidence")
-    _require_undecided(dispute, "add evidence")
+    _require(dispute, actor, "evidence", timezone.now())
     return evidence_add(case=dispute.case, actor=actor, upload=upload, for_dispute=True, kind=kind)
 
 
@@ -285,8 +264,7 @@ def dispute_withdraw(*, dispute: Dispute, buyer: User, now: datetime | None = No
     """The buyer gives up; the case closes as `dispute_withdrawn` (final)."""
     now = now or timezone.now()
     dispute = dispute_lock(dispute)
-    dispute_require(dispute=dispute, user=buyer, action="withdraw")
-    _require_state(dispute, dispute.withdraw, "withdraw it")
+    _require(dispute, buyer, "withdraw", now)
     from_state = dispute.state
     dispute.withdraw(at=now)
     dispute.save()
@@ -318,8 +296,7 @@ def dispute_assign(
     """Who works the dispute; `None` puts it back in the unassigned queue."""
     now = now or timezone.now()
     dispute = dispute_lock(dispute)
-    dispute_require(dispute=dispute, user=staff, action="assign")
-    _require_undecided(dispute, "reassign it")
+    _require(dispute, staff, "assign", now)
     assignee = _staff_assignee(assignee)
     previous = dispute.assigned_to
     if (previous.pk if previous else None) == (assignee.pk if assignee else None):
@@ -343,8 +320,7 @@ def dispute_start_review(*, dispute: Dispute, staff: User, now: datetime | None 
     """open → under_review; the reviewer takes the dispute unless someone already has it."""
     now = now or timezone.now()
     dispute = dispute_lock(dispute)
-    dispute_require(dispute=dispute, user=staff, action="start_review")
-    _require_state(dispute, dispute.start_review, "start a review")
+    _require(dispute, staff, "start_review", now)
     from_state = dispute.state
     dispute.start_review(staff=staff)
     dispute.save()
@@ -366,8 +342,7 @@ def dispute_request_info(
     """Staff ask the buyer or the seller for more; that party's next message answers."""
     now = now or timezone.now()
     dispute = dispute_lock(dispute)
-    dispute_require(dispute=dispute, user=staff, action="request_info")
-    _require_state(dispute, dispute.request_info, "ask for information")
+    _require(dispute, staff, "request_info", now)
     if party not in Party.values:
         raise ValidationFailed(
             "Ask the buyer or the seller.", fields={"party": ['Choose "buyer" or "seller".']}
@@ -404,20 +379,13 @@ def dispute_decide(
     locks make a decision submitted twice at once pay exactly once."""
     now = now or timezone.now()
     dispute = dispute_lock(dispute)
-    dispute_require(dispute=dispute, user=staff, action="decide")
-    method = dispute.decide_for_seller if outcome == Party.SELLER else dispute.decide_for_buyer
-    _require_state(dispute, method, "decide it")
+    _require(dispute, staff, "decide", now)
     if outcome not in Party.values:
         raise ValidationFailed(
             "Decide for the buyer or for the seller.",
             fields={"outcome": ['Choose "buyer" or "seller".']},
         )
     rationale = _text(rationale, field="rationale", max_length=5000, label="The rationale")
-    if not dispute_can_decide_now(dispute=dispute, now=now):
-        raise InvalidTransition(
-            "The seller may make a statement until "
-            f"{_fmt(dispute.statement_by, staff)}; decide after that or once it is in."
-        )
     order = dispute.case.order
     from_state = dispute.state
     if outcome == Party.BUYER:

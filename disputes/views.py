@@ -26,8 +26,8 @@ from orders.money import format_amount
 from orders.throttling import throttle_post
 from orders.views import render_page
 from refunds.forms import CaseMessageForm
-from refunds.models import DISPUTABLE_REASONS, RefundCase
-from refunds.models import State as CaseState
+from refunds.models import RefundCase
+from refunds.rules import refund_dispute_refusal
 from refunds.selectors import refund_case_read
 from refunds.timeline import refund_timeline_entries
 
@@ -39,13 +39,12 @@ from .forms import (
     StatementForm,
 )
 from .models import Dispute, DisputeState
+from .rules import dispute_actions, dispute_role
 from .selectors import (
-    dispute_actions,
     dispute_case_evidence,
     dispute_evidence,
     dispute_get_for_user,
     dispute_messages,
-    dispute_role_of,
     dispute_transcript,
     seller_dashboard_read,
 )
@@ -66,15 +65,8 @@ def _why_not(case: RefundCase, now: Any) -> str:
     """Why no dispute can be opened on this case now, in plain words ("" if it can)."""
     if getattr(case, "dispute", None) is not None:
         return "This refund case already has a dispute."
-    if case.state != CaseState.CLOSED or case.closed_reason not in DISPUTABLE_REASONS:
-        return (
-            "A dispute can be opened once a refund request is rejected, withdrawn, expired "
-            "or ends with a declined offer. This one is "
-            f"{case.get_state_display().lower()}."
-        )
-    if case.dispute_by is None or now > case.dispute_by:
-        return "The time to open a dispute on this case has passed."
-    return ""
+    refusal = refund_dispute_refusal(case=case, user=case.order.buyer, now=now)
+    return refusal.message if refusal is not None else ""
 
 
 @login_required
@@ -167,7 +159,7 @@ def _dispute_page(
     status: int = 200,
 ) -> HttpResponse:
     user = _user(request)
-    role = dispute_role_of(dispute=dispute, user=user)
+    role = dispute_role(dispute=dispute, user=user)
     now = timezone.now()
     forms = forms or {}
     case = dispute.case
@@ -241,7 +233,7 @@ def dispute_message(request: HttpRequest, dispute_id: uuid.UUID) -> HttpResponse
         except DomainError as exc:
             apply_domain_error(form, exc)
         else:
-            if answering and dispute.info_party == dispute_role_of(
+            if answering and dispute.info_party == dispute_role(
                 dispute=dispute, user=_user(request)
             ):
                 messages.success(

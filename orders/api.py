@@ -31,7 +31,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from . import services, windows
+from . import rules, services, windows
 from .errors import NotAllowed, ValidationFailed
 from .models import Message, Order, OrderStatus, PaymentMethod, User
 from .money import MoneyError, format_amount, is_currency, parse_amount
@@ -322,36 +322,25 @@ class OrderActionsOut(serializers.Serializer):
     deliver = OrderDeadlineOut(required=False)
 
 
-ROLE_CHOICES = ["buyer", "seller", "staff", "marketplace", "other"]
-
-
-def _role(order: Order, user: User) -> str:
-    if order.buyer_id == user.pk:
-        return "buyer"
-    if order.shop.owner_id == user.pk:
-        return "seller"
-    if user.is_staff:
-        return "staff"
-    return "marketplace" if user.is_marketplace else "other"
-
-
-def _actions(order: Order, user: User, role: str, now: datetime) -> dict[str, dict[str, Any]]:
-    """What the viewer may do now, with its deadline (computed by `orders.windows`)."""
-    actions: dict[str, dict[str, Any]] = {}
-    unshipped = order.status == OrderStatus.PAID
-    if role == "buyer":
-        until = windows.instant_cancel_until(placed_at=order.placed_at)
-        if unshipped and now <= until:
-            actions["cancel"] = {"until": _iso(until)}
-    if role == "seller" and unshipped:
-        actions["cancel_out_of_stock"] = {}
-    if role in ("buyer", "seller"):
-        actions["message"] = {}
-    if user.is_staff or user.is_marketplace:
-        if unshipped:
-            actions["ship"] = {}
-        if order.status in (OrderStatus.PAID, OrderStatus.SHIPPED):
-            actions["deliver"] = {}
+def order_actions(
+    *, order: Order, user: User, now: datetime, holds: Mapping[int, str]
+) -> dict[str, dict[str, Any]]:
+    """Every action whose rule does not refuse the viewer now, with its deadline when it has one;
+    `holds` is `rules.order_cancel_holds` of (at least) this order."""
+    refusals = {
+        "cancel": rules.order_cancel_refusal(order=order, user=user, now=now, holds=holds),
+        "cancel_out_of_stock": rules.order_cancel_out_of_stock_refusal(
+            order=order, user=user, holds=holds
+        ),
+        "message": rules.order_message_refusal(order=order, user=user),
+        "ship": rules.order_feed_refusal(order=order, user=user, event="ship"),
+        "deliver": rules.order_feed_refusal(order=order, user=user, event="deliver"),
+    }
+    actions: dict[str, dict[str, Any]] = {
+        name: {} for name, refusal in refusals.items() if refusal is None
+    }
+    if "cancel" in actions:
+        actions["cancel"]["until"] = _iso(windows.instant_cancel_until(placed_at=order.placed_at))
     return actions
 
 
@@ -394,14 +383,18 @@ class OrderOut(serializers.Serializer):
             for item in order.items.all()
         ]
 
-    @extend_schema_field({"type": "string", "enum": ROLE_CHOICES})
+    @extend_schema_field({"type": "string", "enum": list(rules.ROLES)})
     def get_role(self, order: Order) -> str:
-        return _role(order, self.context["user"])
+        return rules.order_role(order=order, user=self.context["user"])
 
     @extend_schema_field(OrderActionsOut)
     def get_actions(self, order: Order) -> dict[str, dict[str, Any]]:
-        user = self.context["user"]
-        return _actions(order, user, _role(order, user), self.context["now"])
+        holds = self.context.get("cancel_holds")
+        if holds is None:  # one order: its holds are read with it
+            holds = rules.order_cancel_holds(orders=[order])
+        return order_actions(
+            order=order, user=self.context["user"], now=self.context["now"], holds=holds
+        )
 
 
 class OrderMessageAuthorOut(serializers.Serializer):
@@ -511,9 +504,11 @@ class OrderListCreateApi(GenericAPIView):
         summary="Orders the viewer bought or sold (staff and the marketplace: all)",
     )
     def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        data = OrderOut(page, many=True, context=serializer_context(request)).data
-        return self.get_paginated_response(data)
+        page = list(self.paginate_queryset(self.filter_queryset(self.get_queryset())) or [])
+        # The page's cancel holds in one read, however many orders it has.
+        holds = rules.order_cancel_holds(orders=page)
+        data = OrderOut(page, many=True, context=serializer_context(request, cancel_holds=holds))
+        return self.get_paginated_response(data.data)
 
     @extend_schema(
         operation_id="orders_ingest",

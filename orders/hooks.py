@@ -6,12 +6,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .models import Order
-
-# Each raises a DomainError when the order may not be cancelled now (e.g. a refund case is open).
-cancel_guards: list[Callable[[Order], None]] = []
+# Each answers, for some order ids, why those orders may not be cancelled now (e.g. a refund case
+# is open), by id: one query for any number of orders. Read by `orders.rules.order_cancel_holds`.
+cancel_holds: list[Callable[[list[int]], dict[int, str]]] = []
 # Called once after each commit that wrote audit events (notifications queue their dispatch).
 events_written: list[Callable[[], None]] = []

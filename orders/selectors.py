@@ -22,13 +22,5 @@ def order_get_for_user(*, user: User, number: str) -> Order:
         raise Http404("No such order.") from exc
 
 
-def order_role(*, order: Order, user: User) -> str:
-    if order.buyer_id == user.pk:
-        return "buyer"
-    if order.shop.owner_id == user.pk:
-        return "seller"
-    return "staff" if user.is_staff else "other"
-
-
 def events_for_order(*, order: Order) -> QuerySet[Event]:
     return Event.objects.filter(order=order).select_related("actor")

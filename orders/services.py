@@ -14,12 +14,10 @@ from uuid import UUID
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_fsm import can_proceed
 
-from . import events, windows
+from . import events, rules, windows
 from .errors import (
     Duplicate,
-    InvalidTransition,
     NotAllowed,
     ValidationFailed,
 )
@@ -184,8 +182,8 @@ def order_ship(
     now = now or timezone.now()
     order = _lock_order(order)
     shipped_at = shipped_at or now
-    if not can_proceed(order.ship):
-        raise InvalidTransition(f"Order {order.number} is {order.status}; it cannot be shipped.")
+    if (refusal := rules.order_feed_refusal(order=order, user=actor, event="ship")) is not None:
+        raise refusal
     if shipped_at < order.placed_at or shipped_at > now + timedelta(minutes=5):
         raise ValidationFailed(
             "shipped_at must be between placed_at and now.",
@@ -208,8 +206,8 @@ def order_deliver(
     now = now or timezone.now()
     order = _lock_order(order)
     delivered_at = delivered_at or now
-    if not can_proceed(order.deliver):
-        raise InvalidTransition(f"Order {order.number} is {order.status}; it cannot be delivered.")
+    if (refusal := rules.order_feed_refusal(order=order, user=actor, event="deliver")) is not None:
+        raise refusal
     earliest = order.shipped_at or order.placed_at
     if delivered_at < earliest or delivered_at > now + timedelta(minutes=5):
         raise ValidationFailed(
@@ -237,12 +235,9 @@ def message_post_on_order(
             "Messages are at most 5000 characters.", fields={"body": ["At most 5000 characters."]}
         )
     order = Order.objects.select_related("shop").get(pk=order.pk)
-    if author.pk == order.buyer_id:
-        other = "seller"
-    elif author.pk == order.shop.owner_id:
-        other = "buyer"
-    else:
-        raise NotAllowed("Only the buyer and the seller write on this thread.")
+    if (refusal := rules.order_message_refusal(order=order, user=author)) is not None:
+        raise refusal
+    other = "seller" if author.pk == order.buyer_id else "buyer"
     message = Message.objects.create(order=order, author=author, body=body, case_id=case_id)
     events.event_message_posted(
         order=order, actor=author, notify_role=other, case_id=case_id, excerpt=body

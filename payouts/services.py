@@ -16,14 +16,12 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from orders import hooks as order_hooks
-from orders import windows
+from orders import rules
 from orders.errors import (
     AmountExceedsRefundable,
     InvalidTransition,
     NotAllowed,
     ValidationFailed,
-    WindowClosed,
 )
 from orders.models import Order, User
 from orders.services import order_lock
@@ -48,12 +46,6 @@ PAYOUT_BACKOFF = [
 
 
 def _cancel(order: Order, *, actor: User, reason: str, now: datetime) -> Payout:
-    if not can_proceed(order.cancel):
-        raise InvalidTransition(
-            f"Order {order.number} is {order.status}; only unshipped orders can be cancelled."
-        )
-    for guard in order_hooks.cancel_guards:
-        guard(order)
     amount = order.refundable
     order.cancel(reason=reason, at=now)
     order.save()
@@ -74,14 +66,10 @@ def order_cancel_by_buyer(*, order: Order, actor: User, now: datetime | None = N
     """Instant cancellation: unshipped, within 24 h of placing, full refund at once (SPEC §3)."""
     now = now or timezone.now()
     order = order_lock(order)
-    if order.buyer_id != actor.pk:
-        raise NotAllowed("Only the buyer can cancel this order.")
-    until = windows.instant_cancel_until(placed_at=order.placed_at)
-    if now > until:
-        raise WindowClosed(
-            "Instant cancellation closed at "
-            f"{windows.format_both(until, actor.time_zone)}; file a refund request instead."
-        )
+    holds = rules.order_cancel_holds(orders=[order])
+    refusal = rules.order_cancel_refusal(order=order, user=actor, now=now, holds=holds)
+    if refusal is not None:
+        raise refusal
     return _cancel(order, actor=actor, reason="buyer_cancelled", now=now)
 
 
@@ -89,8 +77,10 @@ def order_cancel_by_buyer(*, order: Order, actor: User, now: datetime | None = N
 def order_cancel_out_of_stock(*, order: Order, actor: User, now: datetime | None = None) -> Payout:
     now = now or timezone.now()
     order = order_lock(order)
-    if order.shop.owner_id != actor.pk:
-        raise NotAllowed("Only the seller can cancel an order as out of stock.")
+    holds = rules.order_cancel_holds(orders=[order])
+    refusal = rules.order_cancel_out_of_stock_refusal(order=order, user=actor, holds=holds)
+    if refusal is not None:
+        raise refusal
     return _cancel(order, actor=actor, reason="out_of_stock", now=now)
 
 

@@ -29,7 +29,7 @@ from orders.api import (
     validated,
     viewer,
 )
-from orders.errors import NotAllowed, ValidationFailed
+from orders.errors import ValidationFailed
 from orders.models import Message, Order
 from orders.selectors import order_get_for_user
 from orders.throttling import PostRateThrottle
@@ -37,14 +37,13 @@ from orders.throttling import PostRateThrottle
 from . import services
 from .evidence import evidence_add
 from .models import Evidence, RefundCase, State
+from .rules import ACTION_PARTY, refund_party_refusal
 from .selectors import (
-    ACTION_PARTY,
     refund_case_read,
     refund_detail_read,
     refund_evidence,
     refund_list_for_user,
     refund_messages,
-    refund_role,
     refund_timeline,
     refund_timelines,
 )
@@ -192,10 +191,9 @@ class RefundActionApi(APIView):
     def _party_case(self, request: Request, public_id: str) -> RefundCase:
         case = _case(request, public_id)
         party = ACTION_PARTY[self.action_name]
-        if refund_role(case=case, user=viewer(request)) != party:
-            raise NotAllowed(
-                f"Only the {party} can {self.action_name.replace('-', ' ')} on this case."
-            )
+        refusal = refund_party_refusal(case=case, user=viewer(request), party=party)
+        if refusal is not None:
+            raise refusal
         return case
 
 

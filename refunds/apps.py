@@ -8,7 +8,8 @@ class RefundsConfig(AppConfig):
         from orders import hooks
         from payouts import hooks as payout_hooks
 
-        from .services import refund_mark_paid, refund_open_case_guard
+        from .rules import refund_open_case_holds
+        from .services import refund_mark_paid
 
         payout_hooks.payout_succeeded["refund"] = refund_mark_paid
-        hooks.cancel_guards.append(refund_open_case_guard)
+        hooks.cancel_holds.append(refund_open_case_holds)

@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from orders.errors import NotAllowed, ValidationFailed
 from orders.models import User
-from orders.selectors import order_role
+from orders.rules import order_role
 
 from .events import event_evidence_added
 from .models import Evidence, RefundCase
@@ -126,7 +126,7 @@ def evidence_add(
     # be the tenth file.
     case = case_lock(case)
     role = order_role(order=case.order, user=actor)
-    if role == "other":
+    if role not in ("buyer", "seller", "staff"):
         raise NotAllowed("Only the buyer, the seller and staff can add files to this case.")
     kind = (kind or "").strip().lower()
     if kind and kind not in EVIDENCE_KINDS:

@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
-from django_fsm import can_proceed
 
 from orders import windows
 from orders.models import Event, Message, Order, OrderItem, User
-from orders.selectors import order_role
 
 from .models import OPEN_STATES, Evidence, Reason, RefundCase, RefundItem
-from .services import DEADLINE_OF_STATE, refund_window
+from .services import refund_window
 
 
 def _visible_to(user: Any) -> Q | None:
@@ -103,20 +100,6 @@ def refund_detail_read(*, user: Any, public_id: Any) -> RefundCase:
 def refund_items(*, case: RefundCase) -> list[RefundItem]:
     """The case's items in the order they were asked for, each with its order line."""
     return list(case.items.select_related("order_item").order_by("id"))
-
-
-def refund_author_role(author_id: Any, case: RefundCase) -> str:
-    """Who wrote, acted or uploaded on the case: buyer, seller, or else staff."""
-    if author_id == case.order.buyer_id:
-        return "buyer"
-    if author_id == case.order.shop.owner_id:
-        return "seller"
-    return "staff"
-
-
-def refund_role(*, case: RefundCase, user: Any) -> str:
-    """The viewer's part in the case (its order's): buyer, seller, staff or other."""
-    return order_role(order=case.order, user=user)
 
 
 def refund_timeline(*, case: RefundCase) -> list[Event]:
@@ -201,57 +184,6 @@ def evidence_get_for_user(*, user: Any, evidence_id: Any) -> Evidence:
         return qs.get(public_id=key)
     except Evidence.DoesNotExist as exc:
         raise Http404("No such file.") from exc
-
-
-# --- what the viewer may do now --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CaseAction:
-    name: str  # as in the API path: /api/v1/refunds/{id}/{name}/
-    party: str  # who may take it
-    method: str  # the RefundCase transition it runs (the FSM says from which states)
-
-
-CASE_ACTIONS: tuple[CaseAction, ...] = (
-    CaseAction("accept", "seller", "accept"),
-    CaseAction("offer", "seller", "offer"),
-    CaseAction("reject", "seller", "reject"),
-    CaseAction("confirm-return", "seller", "confirm_return"),
-    CaseAction("accept-offer", "buyer", "accept_offer"),
-    CaseAction("decline-offer", "buyer", "decline_offer"),
-    CaseAction("withdraw", "buyer", "withdraw"),
-    CaseAction("ship-return", "buyer", "ship_return"),
-    CaseAction("open-dispute", "buyer", "escalate"),
-)
-ACTION_PARTY: dict[str, str] = {a.name: a.party for a in CASE_ACTIONS}
-
-
-def _action_deadline(case: RefundCase, action: CaseAction) -> datetime | None:
-    if action.method == "escalate":
-        return case.dispute_by
-    field = DEADLINE_OF_STATE.get(case.state)
-    return getattr(case, field) if field else None
-
-
-def refund_available_actions(*, case: RefundCase, user: Any, now: datetime) -> list[dict[str, Any]]:
-    """`[{action, until}]` the viewer may take now; `until` is the deadline that ends it.
-
-    The state machine says which states allow each action; the stored deadline of the state
-    says until when (past it only the system transition runs, SPEC §3). No queries.
-    """
-    role = refund_role(case=case, user=user)
-    available: list[dict[str, Any]] = []
-    for action in CASE_ACTIONS:
-        if action.party != role or not can_proceed(getattr(case, action.method)):
-            continue
-        until = _action_deadline(case, action)
-        if action.method == "escalate" and until is None:
-            continue
-        if until is not None and now > until:
-            continue
-        available.append({"action": action.name, "until": until})
-    return available
 
 
 def refund_filing_options(*, order: Order, user: User, now: datetime) -> list[dict[str, Any]]:

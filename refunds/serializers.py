@@ -19,12 +19,7 @@ from orders.money import format_amount, format_optional_amount
 
 from .evidence import EVIDENCE_KINDS
 from .models import ClosedReason, Evidence, Reason, RefundCase, State
-from .selectors import (
-    CASE_ACTIONS,
-    refund_author_role,
-    refund_available_actions,
-    refund_role,
-)
+from .rules import CASE_ACTIONS, refund_actions, refund_author_role, refund_role
 
 _UTC = UTCDateTimeField()
 
@@ -246,9 +241,7 @@ class RefundOut(serializers.Serializer):
 
     @extend_schema_field(RefundActionOut(many=True))
     def get_actions(self, case: RefundCase) -> list[dict[str, Any]]:
-        actions = refund_available_actions(
-            case=case, user=self.context["user"], now=self.context["now"]
-        )
+        actions = refund_actions(case=case, user=self.context["user"], now=self.context["now"])
         return RefundActionOut(actions, many=True).data  # type: ignore[return-value]
 
     @extend_schema_field(RefundEventOut(many=True))

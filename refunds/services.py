@@ -15,7 +15,6 @@ from uuid import UUID
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_fsm import can_proceed
 
 from orders import windows
 from orders.errors import (
@@ -29,11 +28,11 @@ from orders.errors import (
 )
 from orders.models import Message, Order, OrderStatus, User
 from orders.money import parse_amount_field
-from orders.selectors import order_role
 from orders.services import message_post_on_order, order_lock
 from payouts.models import Payout
 from payouts.services import payout_create
 
+from . import rules
 from .events import event_case
 from .models import (
     OPEN_STATES,
@@ -182,14 +181,6 @@ def refund_request(
 
 # --- the per-case transition runner ----------------------------------------------------------
 
-# The action a party may take in a state, and the stored deadline that ends it.
-DEADLINE_OF_STATE = {
-    State.REQUESTED: "respond_by",
-    State.OFFER_MADE: "offer_by",
-    State.AWAITING_RETURN: "return_by",
-    State.RETURN_SHIPPED: "confirm_by",
-}
-
 
 def _lock_case(case: RefundCase | str | UUID) -> RefundCase:
     public_id = case.public_id if isinstance(case, RefundCase) else case
@@ -201,17 +192,14 @@ def _lock_case(case: RefundCase | str | UUID) -> RefundCase:
 
 
 def _require_party(case: RefundCase, actor: User, party: str) -> None:
-    """Who may act is answered before what they sent is judged: a wrong party gets 403, not a
-    400 about a body they should never have sent (the locked transition checks again)."""
-    if order_role(order=case.order, user=actor) != party:
-        raise NotAllowed(f"Only the {party} can do that on this case.")
+    if (refusal := rules.refund_party_refusal(case=case, user=actor, party=party)) is not None:
+        raise refusal
 
 
 def _transition(
     case: RefundCase,
     *,
     actor: User,
-    party: str,
     method: str,
     kind: str,
     now: datetime,
@@ -219,22 +207,12 @@ def _transition(
     **kwargs: Any,
 ) -> RefundCase:
     case = _lock_case(case)
-    _require_party(case, actor, party)
-    bound = getattr(case, method)
-    if not can_proceed(bound):
-        raise InvalidTransition(
-            f"This case is {case.get_state_display().lower()}; that action is not possible now."
-        )
-    deadline_field = DEADLINE_OF_STATE.get(case.state)
-    deadline = getattr(case, deadline_field) if deadline_field else None
-    if deadline is not None and now > deadline:
-        # Past the deadline only the system transition may run, even before the sweep did.
-        raise InvalidTransition(
-            f"The deadline of this step passed on {_fmt(deadline, actor)}; "
-            "the case moves on automatically."
-        )
+    action = rules.ACTION_OF_METHOD[method]
+    refusal = rules.refund_action_refusal(case=case, user=actor, action=action, now=now)
+    if refusal is not None:
+        raise refusal
     from_state = case.state
-    bound(at=now, **kwargs)
+    getattr(case, method)(at=now, **kwargs)
     case.save()
     event_case(case=case, kind=kind, actor=actor, from_state=from_state, note=note, at=now)
     if case.state == State.REFUND_PENDING:
@@ -306,7 +284,6 @@ def refund_accept(*, case: RefundCase, actor: User, now: datetime | None = None)
     return _transition(
         case,
         actor=actor,
-        party="seller",
         method="accept",
         kind="refund.accepted",
         now=now or timezone.now(),
@@ -330,7 +307,6 @@ def refund_offer(
     return _transition(
         case,
         actor=actor,
-        party="seller",
         method="offer",
         kind="refund.offer_made",
         now=now or timezone.now(),
@@ -352,7 +328,6 @@ def refund_reject(
     return _transition(
         case,
         actor=actor,
-        party="seller",
         method="reject",
         kind="refund.rejected",
         now=now or timezone.now(),
@@ -368,7 +343,6 @@ def refund_confirm_return(
     return _transition(
         case,
         actor=actor,
-        party="seller",
         method="confirm_return",
         kind="refund.return_confirmed",
         now=now or timezone.now(),
@@ -385,7 +359,6 @@ def refund_accept_offer(
     return _transition(
         case,
         actor=actor,
-        party="buyer",
         method="accept_offer",
         kind="refund.offer_accepted",
         now=now or timezone.now(),
@@ -399,7 +372,6 @@ def refund_decline_offer(
     return _transition(
         case,
         actor=actor,
-        party="buyer",
         method="decline_offer",
         kind="refund.offer_declined",
         now=now or timezone.now(),
@@ -411,7 +383,6 @@ def refund_withdraw(*, case: RefundCase, actor: User, now: datetime | None = Non
     return _transition(
         case,
         actor=actor,
-        party="buyer",
         method="withdraw",
         kind="refund.withdrawn",
         now=now or timezone.now(),
@@ -441,7 +412,6 @@ def refund_ship_return(
     return _transition(
         case,
         actor=actor,
-        party="buyer",
         method="ship_return",
         kind="refund.return_shipped",
         now=now or timezone.now(),
@@ -488,15 +458,8 @@ def refund_mark_paid(payout: Payout, now: datetime) -> None:
 
 def refund_escalate(*, case: RefundCase, actor: User, now: datetime) -> RefundCase:
     """A dispute opened on a closed case (the caller, disputes, holds the locks)."""
-    if not can_proceed(case.escalate):
-        raise InvalidTransition(
-            "Only a rejected, withdrawn, expired or declined case can be disputed."
-        )
-    if case.dispute_by is None or now > case.dispute_by:
-        raise WindowClosed(
-            "The dispute window closed on "
-            f"{_fmt(case.dispute_by, actor) if case.dispute_by else 'the case closing'}.",
-        )
+    if (refusal := rules.refund_dispute_refusal(case=case, user=actor, now=now)) is not None:
+        raise refusal
     from_state = case.state
     case.escalate()
     case.save()
@@ -534,11 +497,3 @@ def refund_resolve(
 
 def case_lock(case: RefundCase | str | UUID) -> RefundCase:
     return _lock_case(case)
-
-
-def refund_open_case_guard(order: Order) -> None:
-    """Registered in orders.hooks: an order with an open case is settled through the case."""
-    if RefundCase.objects.filter(order=order, state__in=OPEN_STATES).exists():
-        raise InvalidTransition(
-            "This order has an open refund case; withdraw or finish it before cancelling."
-        )

@@ -32,7 +32,8 @@ from orders.forms import OrderMessageForm, apply_domain_error
 from orders.models import Order, OrderStatus, User
 from orders.money import format_amount, format_money
 from orders.paging import first_page_or_paginate
-from orders.selectors import order_get_for_user, order_role
+from orders.rules import order_cancel_out_of_stock_refusal, order_cancel_refusal, order_role
+from orders.selectors import order_get_for_user
 from orders.services import message_post_on_order
 from orders.templatetags.portal import both_zones
 from orders.throttling import throttle_post
@@ -61,9 +62,9 @@ from .forms import (
     RejectForm,
     ShipReturnForm,
 )
-from .models import DISPUTABLE_REASONS, OPEN_STATES, Reason, RefundCase, State
+from .models import OPEN_STATES, Reason, RefundCase, State
+from .rules import OPEN_CASE_HOLDS_CANCEL, refund_actions, refund_dispute_refusal, refund_role
 from .selectors import (
-    refund_available_actions,
     refund_case_read,
     refund_evidence,
     refund_filing_open_until,
@@ -72,7 +73,6 @@ from .selectors import (
     refund_messages,
     refund_open_case_for_order,
     refund_order_cards,
-    refund_role,
 )
 from .timeline import refund_timeline_entries
 
@@ -116,27 +116,32 @@ def _dispute_of(case: RefundCase) -> Any:
     return getattr(case, "dispute", None)
 
 
-def _buyer_can_cancel(order: Order, open_case: RefundCase | None, now: datetime) -> bool:
-    """An unshipped order, inside the instant-cancel window, with no refund case running."""
-    return (
-        order.status == OrderStatus.PAID
-        and now <= windows.instant_cancel_until(placed_at=order.placed_at)
-        and open_case is None
-    )
+def _cancel_holds(order: Order, open_case: RefundCase | None) -> dict[int, str]:
+    # The open case the page has loaded is the hold `refunds.rules.refund_open_case_holds` reads.
+    return {order.pk: OPEN_CASE_HOLDS_CANCEL} if open_case is not None else {}
 
 
-def _seller_can_cancel(order: Order, open_case: RefundCase | None) -> bool:
-    """An unshipped order with no refund case running: out of stock, cancel and refund."""
-    return order.status == OrderStatus.PAID and open_case is None
+def _buyer_can_cancel(
+    order: Order, user: User, open_case: RefundCase | None, now: datetime
+) -> bool:
+    holds = _cancel_holds(order, open_case)
+    return order_cancel_refusal(order=order, user=user, now=now, holds=holds) is None
+
+
+def _seller_can_cancel(order: Order, user: User, open_case: RefundCase | None) -> bool:
+    holds = _cancel_holds(order, open_case)
+    return order_cancel_out_of_stock_refusal(order=order, user=user, holds=holds) is None
 
 
 def _order_steps(
-    order: Order, role: str, cases: list[RefundCase], now: datetime
+    order: Order, user: User, role: str, cases: list[RefundCase], now: datetime
 ) -> tuple[list[NextStep], RefundCase | None]:
     steps: list[NextStep] = []
+    for case in cases:
+        case.order = order  # loaded already: the rules read the case's order
     open_case = next((c for c in cases if c.state in OPEN_STATES), None)
     if role == "buyer":
-        if _buyer_can_cancel(order, open_case, now):
+        if _buyer_can_cancel(order, user, open_case, now):
             cancel_until = windows.instant_cancel_until(placed_at=order.placed_at)
             steps.append(NextStep("cancel", cancel_until, "warn"))
         if open_case is not None:
@@ -151,19 +156,14 @@ def _order_steps(
     elif role == "seller":
         if open_case is not None:
             steps.append(_case_step(open_case, role))
-        if _seller_can_cancel(order, open_case):
+        if _seller_can_cancel(order, user, open_case):
             steps.append(NextStep("out_of_stock"))
     return steps, open_case
 
 
 def _can_dispute(case: RefundCase, now: datetime) -> bool:
-    return (
-        case.state == State.CLOSED
-        and case.closed_reason in DISPUTABLE_REASONS
-        and case.dispute_by is not None
-        and now <= case.dispute_by
-        and _dispute_of(case) is None
-    )
+    """Whether the buyer may still dispute the case (the page says so to either party)."""
+    return refund_dispute_refusal(case=case, user=case.order.buyer, now=now) is None
 
 
 def _case_step(case: RefundCase, role: str) -> NextStep:
@@ -182,12 +182,13 @@ def _case_step(case: RefundCase, role: str) -> NextStep:
 @require_GET
 def order_list(request: HttpRequest) -> HttpResponse:
     tab = "seller" if request.GET.get("as") == "seller" else "buyer"
-    cards = refund_order_cards(user=_user(request), role=tab)
+    user = _user(request)
+    cards = refund_order_cards(user=user, role=tab)
     page = first_page_or_paginate(cards, request.GET.get("page"), ORDERS_PER_PAGE)
     now = timezone.now()
     rows = []
     for order in page.object_list:
-        steps, open_case = _order_steps(order, tab, order.cases, now)
+        steps, open_case = _order_steps(order, user, tab, order.cases, now)
         rows.append(OrderRow(order, tab, steps, open_case))
     return render_page(
         request, "orders/list.html", {"tab": tab, "rows": rows, "page": page}, nav="orders"
@@ -217,7 +218,7 @@ def _order_page(
         .order_by("-created_at", "-id")
     )
     now = timezone.now()
-    steps, open_case = _order_steps(order, role, cases, now)
+    steps, open_case = _order_steps(order, user, role, cases, now)
     cancel_until = windows.instant_cancel_until(placed_at=order.placed_at)
     context = {
         "order": order,
@@ -229,9 +230,9 @@ def _order_page(
         "thread": list(order.messages.select_related("author")),
         "payouts": list(payouts_for_order(order=order)),
         "message_form": message_form or OrderMessageForm(),
-        "can_cancel": role == "buyer" and _buyer_can_cancel(order, open_case, now),
+        "can_cancel": _buyer_can_cancel(order, user, open_case, now),
         "cancel_until": cancel_until,
-        "can_cancel_out_of_stock": role == "seller" and _seller_can_cancel(order, open_case),
+        "can_cancel_out_of_stock": _seller_can_cancel(order, user, open_case),
         "action_error": action_error,
     }
     return render_page(request, "orders/detail.html", context, nav="orders", status=status)
@@ -567,9 +568,7 @@ def _case_page(
     user = _user(request)
     role = refund_role(case=case, user=user)
     now = timezone.now()
-    available = {
-        a["action"]: a["until"] for a in refund_available_actions(case=case, user=user, now=now)
-    }
+    available = {a["action"]: a["until"] for a in refund_actions(case=case, user=user, now=now)}
     forms = forms or {}
     dispute = _dispute_of(case)
     can_message = role in ("buyer", "seller") and case.state != State.ESCALATED

@@ -134,10 +134,10 @@ def test_seller_cannot_use_the_buyers_cancel(seller, order):
 
 def test_a_cancel_guard_refuses_and_nothing_changes(buyer, order, monkeypatch):
     # given an app above orders that forbids cancelling (e.g. a refund case is open)
-    def guard(o: Order) -> None:
-        raise InvalidTransition("A refund case is open on this order.")
+    def hold(order_ids: list[int]) -> dict[int, str]:
+        return dict.fromkeys(order_ids, "A refund case is open on this order.")
 
-    monkeypatch.setattr(hooks, "cancel_guards", [guard])
+    monkeypatch.setattr(hooks, "cancel_holds", [hold])
 
     with pytest.raises(InvalidTransition, match="refund case"):
         payout_services.order_cancel_by_buyer(order=order, actor=buyer)

@@ -10,8 +10,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from refunds import services
+from refunds.rules import refund_actions
 from refunds.selectors import (
-    refund_available_actions,
     refund_case_read,
     refund_filing_options,
     refund_list_for_user,
@@ -22,8 +22,7 @@ from tests.refunds.factories import SECOND, cn, file_refund, reload
 
 def actions(case, user, now=None):
     return [
-        a["action"]
-        for a in refund_available_actions(case=reload(case), user=user, now=now or timezone.now())
+        a["action"] for a in refund_actions(case=reload(case), user=user, now=now or timezone.now())
     ]
 
 
@@ -58,7 +57,7 @@ def test_requested_seller_may_answer_until_respond_by(buyer, seller, staff, case
     assert actions(case, staff) == []
     assert actions(case, seller, now=case.respond_by + SECOND) == []
     assert actions(case, buyer, now=case.respond_by + SECOND) == []
-    until = refund_available_actions(case=reload(case), user=seller, now=timezone.now())[0]
+    until = refund_actions(case=reload(case), user=seller, now=timezone.now())[0]
     assert until["until"] == case.respond_by
 
 

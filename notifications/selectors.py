@@ -21,7 +21,7 @@ def notification_list_for_user(*, user: Any, unread_only: bool = False) -> Query
 
 def notification_unread_count(*, user: Any) -> int:
     """The user's unread notices. (The page header reads the same count together with the
-    seller link, in one query: `refundportal.context_processors.header_counts`.)"""
+    seller link, in one query: `portal.context_processors.header_counts`.)"""
     if user is None or not getattr(user, "is_authenticated", False):
         return 0
     return Notification.objects.filter(recipient=user, read_at__isnull=True).count()

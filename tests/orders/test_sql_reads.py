@@ -17,9 +17,9 @@ from django.utils import timezone
 from orders import sql
 from orders.links import RowLinks
 from orders.models import Event, Order, OrderItem, Shop, User
-from orders.paging import first_page_or_paginate
 from orders.selectors import OrderCards, order_item_lines
 from orders.sql import Shape, columns, prep, select
+from portal.paging import first_page_or_paginate
 from tests.orders.factories import OrderFactory, ShopFactory, UserFactory
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -7,9 +7,9 @@ import pytest
 from django.template import Context, Template
 from django.template.loader import get_template
 
-from orders.forms import ReturnPolicyForm
-from orders.templatetags import portal
-from refunds.forms import CaseMessageForm, EvidenceForm, ShipReturnForm
+from portal.forms.base import ReturnPolicyForm
+from portal.forms.refunds import CaseMessageForm, EvidenceForm, ShipReturnForm
+from portal.templatetags import portal
 
 
 def by_tag(bound) -> str:

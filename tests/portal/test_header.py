@@ -11,7 +11,7 @@ from notifications.models import Notification
 from notifications.selectors import notification_unread_count
 from notifications.services import notifications_fan_out
 from orders.models import Shop
-from refundportal.context_processors import header_counts
+from portal.context_processors import header_counts
 from tests.notifications.conftest import record
 from tests.portal.conftest import client_for
 

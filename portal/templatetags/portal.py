@@ -2,7 +2,7 @@
 
 Every deadline a page shows reads the same way (SPEC §3): a countdown the browser keeps live
 from its `data-deadline` attribute, and the exact instant in the marketplace time zone and in
-the viewer's own (the zone `orders.middleware` activated for this request). None of these
+the viewer's own (the zone `portal.middleware` activated for this request). None of these
 helpers touches the database.
 """
 
@@ -139,7 +139,7 @@ def field(bound: BoundField) -> SafeString:
     """`{% field form.body %}`: one form field as orders/partials/field.html lays it out
     (label, help, the error next to it, the input).
 
-    A blank field of a form that declares `blank_is_static` (`orders.forms.PortalForm`: fields
+    A blank field of a form that declares `blank_is_static` (`portal.forms.base.PortalForm`: fields
     fixed by the class, nothing chosen per request) is the same HTML on every page that shows
     it, so it is rendered once per process: the case page's three blank fields took more
     time through the widget templates than all of its queries. A bound form, or one with

@@ -11,9 +11,8 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from orders.models import Order, OrderStatus
-from orders.templatetags.portal import deadline_html
-
-from .models import RefundCase, State
+from portal.templatetags.portal import deadline_html
+from refunds.models import RefundCase, State
 
 _ORDER_BADGES = {
     OrderStatus.CANCELLED: '<span class="badge badge--bad">Cancelled</span>',
@@ -45,7 +44,7 @@ def case_badge_html(case: RefundCase) -> SafeString:
 def steps_html(
     steps: list[Any], *, viewer_zone: str | None = None, now: datetime | None = None
 ) -> SafeString:
-    """Each step (`refunds.views.NextStep`): what can be done, until when, and its button."""
+    """Each step (`portal.views.refunds.NextStep`): what can be done, until when, and its button."""
     out = []
     for step in steps:
         until = (

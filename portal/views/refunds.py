@@ -1,8 +1,7 @@
 """Pages about orders and their refund cases: My orders, the order page, the invoice, the
 four-step refund request, the case page and the return slip.
 
-They live here rather than in `orders` because they show refund cases, and apps depend downward
-only (STYLE §1). Every page fetches through the selectors that take the user (an object the user
+Every page fetches through the selectors that take the user (an object the user
 may not see is a 404), every action is a POST through the same services as the API, and a
 service's `DomainError` becomes a form error next to the field it names. Views hand templates
 data already loaded: a page costs the same number of queries with 5 rows as with 50.
@@ -36,11 +35,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from orders import windows
 from orders.errors import DomainError
-from orders.forms import OrderMessageForm, apply_domain_error
 from orders.links import RowLinks
 from orders.models import Order, OrderStatus, User
 from orders.money import format_amount, format_money
-from orders.paging import first_page_or_paginate
 from orders.selectors import (
     OrderCards,
     order_get_for_user,
@@ -48,16 +45,12 @@ from orders.selectors import (
     order_role,
 )
 from orders.services import message_post_on_order
-from orders.templatetags.portal import both_zones
 from orders.throttling import throttle_post
-from orders.views import render_page
 from payouts.selectors import payouts_for_order
 from payouts.services import order_cancel_by_buyer, order_cancel_out_of_stock
-
-from . import services
-from .badges import case_badge_html, order_badge_html, steps_html
-from .evidence import evidence_add
-from .forms import (
+from portal.badges import case_badge_html, order_badge_html, steps_html
+from portal.forms.base import OrderMessageForm, apply_domain_error
+from portal.forms.refunds import (
     EVIDENCE_HELP,
     CaseMessageForm,
     DetailsForm,
@@ -67,8 +60,13 @@ from .forms import (
     RejectForm,
     ShipReturnForm,
 )
-from .models import DISPUTABLE_REASONS, OPEN_STATES, Reason, RefundCase, State
-from .selectors import (
+from portal.paging import first_page_or_paginate
+from portal.templatetags.portal import both_zones
+from portal.views.pages import render_page
+from refunds import services
+from refunds.evidence import evidence_add
+from refunds.models import DISPUTABLE_REASONS, OPEN_STATES, Reason, RefundCase, State
+from refunds.selectors import (
     refund_available_actions,
     refund_case_read,
     refund_cases_for_orders,

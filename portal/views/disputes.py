@@ -1,4 +1,4 @@
-"""Pages of disputes, and the seller dashboard (it counts disputes, so it lives at the top app).
+"""Pages of disputes, and the seller dashboard.
 
 Thin interfaces over `disputes.services` and the selectors that take the user: a dispute the user
 may not see is a 404, every action is a POST with CSRF, and a `DomainError` becomes a form error
@@ -20,27 +20,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from orders.errors import DomainError
-from orders.forms import apply_domain_error
-from orders.models import User
-from orders.money import format_amount
-from orders.throttling import throttle_post
-from orders.views import render_page
-from refunds.forms import CaseMessageForm
-from refunds.models import DISPUTABLE_REASONS, RefundCase
-from refunds.models import State as CaseState
-from refunds.selectors import refund_case_read
-from refunds.views import timeline_rows
-
-from . import services
-from .forms import (
-    DISPUTE_FILE_KINDS,
-    DisputeEvidenceForm,
-    DisputeOpenForm,
-    StatementForm,
-)
-from .models import UNDECIDED_STATES, Dispute, DisputeState
-from .selectors import (
+from disputes import services
+from disputes.models import UNDECIDED_STATES, Dispute, DisputeState
+from disputes.selectors import (
     dispute_actions,
     dispute_case_evidence,
     dispute_events,
@@ -51,6 +33,23 @@ from .selectors import (
     dispute_role_of,
     dispute_transcript,
 )
+from orders.errors import DomainError
+from orders.models import User
+from orders.money import format_amount
+from orders.throttling import throttle_post
+from portal.forms.base import apply_domain_error
+from portal.forms.disputes import (
+    DISPUTE_FILE_KINDS,
+    DisputeEvidenceForm,
+    DisputeOpenForm,
+    StatementForm,
+)
+from portal.forms.refunds import CaseMessageForm
+from portal.views.pages import render_page
+from portal.views.refunds import timeline_rows
+from refunds.models import DISPUTABLE_REASONS, RefundCase
+from refunds.models import State as CaseState
+from refunds.selectors import refund_case_read
 
 
 def _user(request: HttpRequest) -> User:

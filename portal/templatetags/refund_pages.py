@@ -1,5 +1,5 @@
 """`{% order_badge order %}`, `{% case_badge case %}`, `{% next_steps steps %}`: the pieces of
-`refunds/badges.py`, for the order and case pages."""
+`portal/badges.py`, for the order and case pages."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django import template
 from django.utils.safestring import SafeString
 
 from orders.models import Order
-from refunds import badges
+from portal import badges
 from refunds.models import RefundCase
 
 register = template.Library()

@@ -25,9 +25,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     re_path(r"^api/", api_not_found, name="api-not-found"),
-    path("", include("orders.urls")),
-    path("", include("refunds.urls")),
+    path("", include("portal.urls")),
     path("", include("refunds.evidence_urls")),
-    path("", include("disputes.urls")),
-    path("", include("notifications.urls")),
 ]

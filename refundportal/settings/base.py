@@ -168,6 +168,7 @@ INSTALLED_APPS = [
     "refunds",
     "disputes",
     "notifications",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -179,7 +180,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "orders.middleware.ViewerTimeZoneMiddleware",
+    "portal.middleware.ViewerTimeZoneMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -204,7 +205,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "refundportal.context_processors.header",
+                "portal.context_processors.header",
             ],
         },
     },

@@ -11,7 +11,7 @@ from django.core.paginator import Paginator
 from django.db.models import QuerySet
 
 from orders.models import Order
-from orders.paging import first_page_or_paginate
+from portal.paging import first_page_or_paginate
 from tests.orders.factories import OrderFactory, ShopFactory
 
 CHINA = ZoneInfo("Asia/Shanghai")

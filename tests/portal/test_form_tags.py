@@ -7,8 +7,8 @@ import pytest
 from django.template import Context, Template
 from django.template.loader import get_template
 
-from orders.forms import ReturnPolicyForm
-from refunds.forms import CaseMessageForm, EvidenceForm, ShipReturnForm
+from portal.forms.base import ReturnPolicyForm
+from portal.forms.refunds import CaseMessageForm, EvidenceForm, ShipReturnForm
 
 
 def by_tag(bound) -> str:

@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from disputes import services as dispute_services
-from orders.reputation import seller_reputation
+from disputes.reputation import seller_reputation
 from refunds import services as refund_services
 from tests.orders.factories import OrderFactory
 from tests.portal.conftest import client_for, delivered_order, file_case

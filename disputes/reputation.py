@@ -1,8 +1,7 @@
 """A seller's public reputation (SPEC §9), computed with aggregate queries.
 
-Everything is counted over the shop's orders placed in the last 90 days. The refund cases and
-disputes of those orders are reached through the reverse relations of `Order` (lookups, not
-imports), so `orders` still depends on no app above it (STYLE §1).
+Everything is counted over the shop's orders placed in the last 90 days. It lives in `disputes`,
+the lowest app that knows both refund cases and disputes, so no lower app has to name them.
 
 * refund rate — share of those orders on which the buyer filed a refund request;
 * dispute rate — share of those orders that went to a dispute;
@@ -24,12 +23,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q
 from django.utils import timezone
 
-from .models import Order, Shop
+from orders.models import Order, Shop
+
+from .models import DisputeState
 
 WINDOW = timedelta(days=90)
-# The dispute on a case (one per case, SPEC §6); its decided-for-the-buyer state.
+# The dispute on a case (one per case, SPEC §6); decided for the buyer, the seller lost it.
 DISPUTE = "refund_cases__dispute"
-DISPUTE_LOST_BY_SELLER = "resolved_buyer"
+DISPUTE_LOST_BY_SELLER = DisputeState.RESOLVED_BUYER
 
 
 @dataclass(frozen=True)

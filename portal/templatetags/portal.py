@@ -2,7 +2,7 @@
 
 Every deadline a page shows reads the same way (SPEC §3): a countdown the browser keeps live
 from its `data-deadline` attribute, and the exact instant in the marketplace time zone and in
-the viewer's own (the zone `orders.middleware` activated for this request). None of these
+the viewer's own (the zone `portal.middleware` activated for this request). None of these
 helpers touches the database.
 """
 

@@ -12,13 +12,12 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from notifications import services
+from notifications.catalog import sample_payload, told_kinds
+from notifications.models import Notification
+from notifications.selectors import notification_list_for_user, notifications_with_headlines
 from orders.models import User
-from orders.paging import first_page_or_paginate
-
-from . import services
-from .catalog import sample_payload, told_kinds
-from .models import Notification
-from .selectors import notification_list_for_user, notifications_with_headlines
+from portal.paging import first_page_or_paginate
 
 PAGE_SIZE = 25
 

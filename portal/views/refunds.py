@@ -1,8 +1,7 @@
 """Pages about orders and their refund cases: My orders, the order page, the invoice, the
 four-step refund request, the case page and the return slip.
 
-They live here rather than in `orders` because they show refund cases, and apps depend downward
-only (STYLE §1). Every page fetches through the selectors that take the user (an object the user
+Every page fetches through the selectors that take the user (an object the user
 may not see is a 404), every action is a POST through the same services as the API, and a
 service's `DomainError` becomes a form error next to the field it names. Views hand templates
 data already loaded: a page costs the same number of queries with 5 rows as with 50.
@@ -28,31 +27,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from orders import windows
 from orders.errors import DomainError
-from orders.forms import OrderMessageForm, apply_domain_error
 from orders.models import Order, OrderStatus, User
 from orders.money import format_amount, format_money
-from orders.paging import first_page_or_paginate
 from orders.rules import order_cancel_out_of_stock_refusal, order_cancel_refusal, order_role
 from orders.selectors import order_get_for_user
 from orders.services import message_post_on_order
-from orders.templatetags.portal import both_zones
 from orders.throttling import throttle_post
-from orders.views import render_page
 from payouts.selectors import payouts_for_order
 from payouts.services import order_cancel_by_buyer, order_cancel_out_of_stock
-
-from . import services
-from .drafts import (
-    RefundDraft,
-    refund_draft_add_files,
-    refund_draft_get,
-    refund_draft_remove_files,
-    refund_draft_save,
-    refund_draft_submit,
-    refund_draft_validate,
-)
-from .evidence import evidence_add
-from .forms import (
+from portal.forms.base import OrderMessageForm, apply_domain_error
+from portal.forms.refunds import (
     EVIDENCE_HELP,
     CaseMessageForm,
     DetailsForm,
@@ -62,9 +46,28 @@ from .forms import (
     RejectForm,
     ShipReturnForm,
 )
-from .models import OPEN_STATES, Reason, RefundCase, State
-from .rules import OPEN_CASE_HOLDS_CANCEL, refund_actions, refund_dispute_refusal, refund_role
-from .selectors import (
+from portal.paging import first_page_or_paginate
+from portal.templatetags.portal import both_zones
+from portal.views.pages import render_page
+from refunds import services
+from refunds.drafts import (
+    RefundDraft,
+    refund_draft_add_files,
+    refund_draft_get,
+    refund_draft_remove_files,
+    refund_draft_save,
+    refund_draft_submit,
+    refund_draft_validate,
+)
+from refunds.evidence import evidence_add
+from refunds.models import OPEN_STATES, Reason, RefundCase, State
+from refunds.rules import (
+    OPEN_CASE_HOLDS_CANCEL,
+    refund_actions,
+    refund_dispute_refusal,
+    refund_role,
+)
+from refunds.selectors import (
     refund_case_read,
     refund_evidence,
     refund_filing_open_until,
@@ -74,7 +77,7 @@ from .selectors import (
     refund_open_case_for_order,
     refund_order_cards,
 )
-from .timeline import refund_timeline_entries
+from refunds.timeline import refund_timeline_entries
 
 ORDERS_PER_PAGE = 50
 

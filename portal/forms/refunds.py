@@ -6,11 +6,10 @@ from typing import Any
 
 from django import forms
 
-from orders.forms import PortalForm
 from orders.models import Order
 from orders.money import format_amount
-
-from .models import Reason
+from portal.forms.base import PortalForm
+from refunds.models import Reason
 
 EVIDENCE_HELP = "JPEG, PNG, WebP or PDF; at most 10 MB each and 10 files per case."
 

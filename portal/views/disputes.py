@@ -1,4 +1,4 @@
-"""Pages of disputes, and the seller dashboard (it counts disputes, so it lives at the top app).
+"""Pages of disputes, and the seller dashboard.
 
 Thin interfaces over `disputes.services` and the selectors that take the user: a dispute the user
 may not see is a 404, every action is a POST with CSRF, and a `DomainError` becomes a form error
@@ -19,28 +19,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from orders.errors import DomainError
-from orders.forms import apply_domain_error
-from orders.models import User
-from orders.money import format_amount
-from orders.throttling import throttle_post
-from orders.views import render_page
-from refunds.forms import CaseMessageForm
-from refunds.models import RefundCase
-from refunds.rules import refund_dispute_refusal
-from refunds.selectors import refund_case_read
-from refunds.timeline import refund_timeline_entries
-
-from . import services
-from .forms import (
-    DISPUTE_FILE_KINDS,
-    DisputeEvidenceForm,
-    DisputeOpenForm,
-    StatementForm,
-)
-from .models import Dispute, DisputeState
-from .rules import dispute_actions, dispute_role
-from .selectors import (
+from disputes import services
+from disputes.models import Dispute, DisputeState
+from disputes.rules import dispute_actions, dispute_role
+from disputes.selectors import (
     dispute_case_evidence,
     dispute_evidence,
     dispute_get_for_user,
@@ -48,6 +30,23 @@ from .selectors import (
     dispute_transcript,
     seller_dashboard_read,
 )
+from orders.errors import DomainError
+from orders.models import User
+from orders.money import format_amount
+from orders.throttling import throttle_post
+from portal.forms.base import apply_domain_error
+from portal.forms.disputes import (
+    DISPUTE_FILE_KINDS,
+    DisputeEvidenceForm,
+    DisputeOpenForm,
+    StatementForm,
+)
+from portal.forms.refunds import CaseMessageForm
+from portal.views.pages import render_page
+from refunds.models import RefundCase
+from refunds.rules import refund_dispute_refusal
+from refunds.selectors import refund_case_read
+from refunds.timeline import refund_timeline_entries
 
 
 def _user(request: HttpRequest) -> User:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from orders.forms import PortalForm
+from portal.forms.base import PortalForm
 
 OUTCOME_CHOICES = [("full", "The full amount"), ("partial", "Part of it")]
 # The three kinds of proof the dispute form asks for, each its own file input.

@@ -1,9 +1,6 @@
-"""Pages of the orders app: the landing page, the seller's return policy, public reputation.
+"""The landing page, the seller's return policy and public reputation, and `render_page`.
 
-The pages about orders *and* their refund cases (My orders, order detail, invoice, the refund
-request flow) live in `refunds/views.py`, and the seller dashboard (which counts disputes) in
-`disputes/views.py`: apps depend downward only (STYLE §1), so a page is served by the lowest app
-that can see all its data. Every page here is a thin interface over services and selectors.
+Every page here is a thin interface over services and selectors.
 """
 
 from __future__ import annotations
@@ -17,12 +14,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from . import windows
-from .errors import DomainError
-from .forms import ReturnPolicyForm, apply_domain_error
-from .models import Shop, User
-from .reputation import seller_reputation
-from .services import shop_set_return_policy
+from disputes.reputation import seller_reputation
+from orders import windows
+from orders.errors import DomainError
+from orders.models import Shop, User
+from orders.services import shop_set_return_policy
+from portal.forms.base import ReturnPolicyForm, apply_domain_error
 
 
 def render_page(
@@ -34,7 +31,7 @@ def render_page(
     status: int = 200,
 ) -> HttpResponse:
     """`render` plus which header tab is current (whether to link the seller dashboard comes
-    from `refundportal.context_processors.header`, so every page has it)."""
+    from `portal.context_processors.header`, so every page has it)."""
     return render(request, template, {"nav": nav, **(context or {})}, status=status)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orders.events import event_record
+from orders.events import event_build, event_save
 from orders.models import Event, User
 
 from .models import Dispute
@@ -48,7 +48,7 @@ def dispute_payload(dispute: Dispute) -> dict[str, Any]:
     }
 
 
-def event_dispute(
+def dispute_event(
     *,
     dispute: Dispute,
     kind: str,
@@ -59,7 +59,9 @@ def event_dispute(
     notify: tuple[str, ...] | None = None,
     **extra: Any,
 ) -> Event:
-    return event_record(
+    """The event of a dispute's step, unsaved: the services save it (`event_dispute`), the SLA
+    sweeps write it in bulk; one payload either way."""
+    return event_build(
         order=dispute.case.order,
         kind=kind,
         actor=actor,
@@ -73,3 +75,7 @@ def event_dispute(
         **dispute_payload(dispute),
         **extra,
     )
+
+
+def event_dispute(**fields: Any) -> Event:
+    return event_save(dispute_event(**fields))

@@ -9,7 +9,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from . import hooks
+from . import hooks, windows
 from .models import Event, Order, Payout, User
 
 
@@ -44,7 +44,7 @@ def order_payload(order: Order, **extra: Any) -> dict[str, Any]:
     return payload
 
 
-def event_record(
+def event_build(
     *,
     order: Order,
     kind: str,
@@ -58,7 +58,9 @@ def event_record(
     at: datetime | None = None,
     **payload: Any,
 ) -> Event:
-    event = Event.objects.create(
+    """An audit event, unsaved: services save theirs one at a time (`event_save`), sweeps
+    write theirs in bulk, so both build it here."""
+    return Event(
         order=order,
         kind=kind,
         actor=actor,
@@ -75,8 +77,17 @@ def event_record(
             **order_payload(order, **payload),
         },
     )
+
+
+def event_save(event: Event) -> Event:
+    event.save()
     events_written_on_commit()
     return event
+
+
+def event_record(**fields: Any) -> Event:
+    """`event_build` with these fields, saved."""
+    return event_save(event_build(**fields))
 
 
 def _announce_events_written() -> None:
@@ -188,6 +199,30 @@ def event_payout_failed(*, payout: Payout, at: datetime) -> Event:
         payout_id=payout.public_id,
         attempts=payout.attempts,
         reason=payout.failure_reason,
+    )
+
+
+def payout_overdue_event(*, payout: Payout, at: datetime) -> Event:
+    """Unpaid past the hard deadline: staff act, the buyer knows we are on it. Unsaved: only
+    the payout sweep writes it, in bulk."""
+    return event_build(
+        order=payout.order,
+        kind="payout.overdue",
+        actor=None,
+        from_state=payout.status,
+        to_state=payout.status,
+        notify=("buyer", "staff"),
+        at=at,
+        case_id=payout.subject_id if payout.purpose == "refund" else None,
+        amount=str(payout.amount),
+        payout_id=payout.public_id,
+        purpose=payout.purpose,
+        status=payout.status,
+        attempts=payout.attempts,
+        reason=payout.failure_reason,
+        # A payout is created when its refund is approved.
+        approved_at=payout.created_at,
+        pay_by=windows.payout_hard(approved_at=payout.created_at),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orders.events import event_record
+from orders.events import event_build, event_record, event_save
 from orders.models import Event, User
 
 from .models import Evidence, RefundCase
@@ -55,7 +55,7 @@ def case_payload(case: RefundCase) -> dict[str, Any]:
     }
 
 
-def event_case(
+def case_event(
     *,
     case: RefundCase,
     kind: str,
@@ -65,7 +65,9 @@ def event_case(
     at: datetime | None = None,
     **extra: Any,
 ) -> Event:
-    return event_record(
+    """The event of a case's transition, unsaved: the services save it (`event_case`), the
+    sweeps write it in bulk; one payload either way."""
+    return event_build(
         order=case.order,
         kind=kind,
         actor=actor,
@@ -78,6 +80,10 @@ def event_case(
         **case_payload(case),
         **extra,
     )
+
+
+def event_case(**fields: Any) -> Event:
+    return event_save(case_event(**fields))
 
 
 def event_evidence_added(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orders.events import event_build, event_save
+from orders.events import ORDER_PAYLOAD_READS, event_build, event_save
 from orders.models import Event, User
 
 from .models import Dispute
@@ -46,6 +46,25 @@ def dispute_payload(dispute: Dispute) -> dict[str, Any]:
         "info_party": dispute.info_party or None,
         "info_question": dispute.info_question or None,
     }
+
+
+# What `dispute_event` reads (see ORDER_PAYLOAD_READS).
+DISPUTE_EVENT_READS = (
+    "public_id",
+    "state",
+    "desired_amount",
+    "statement_by",
+    "decision_target",
+    "decision_due",
+    "outcome",
+    "amount",
+    "rationale",
+    "info_party",
+    "info_question",
+    "case__public_id",
+    "case__state",
+    *(f"case__order__{name}" for name in ORDER_PAYLOAD_READS),
+)
 
 
 def dispute_event(

@@ -17,7 +17,7 @@ from django.db.models import Q
 from orders.models import Event
 from orders.sweeps import Sweep, run_sweep
 
-from .events import dispute_event
+from .events import DISPUTE_EVENT_READS, dispute_event
 from .models import UNDECIDED_STATES, Dispute
 
 
@@ -32,7 +32,7 @@ def _sweep(name: str, kind: str, **fields: Any) -> Sweep:
         event_kind=kind,
         event=partial(_event, kind=kind),
         states=tuple(str(state) for state in UNDECIDED_STATES),
-        related=("case__order__shop",),
+        reads=DISPUTE_EVENT_READS,
         **fields,
     )
 

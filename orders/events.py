@@ -12,6 +12,20 @@ from django.utils import timezone
 from . import hooks, windows
 from .models import Event, Order, Payout, User
 
+# The fields of an order `recipients` and `order_payload` read. A sweep fetches thousands of
+# rows with only these (`Sweep.reads`); a field read but not listed would cost a query per row,
+# which the sweep tests' query counts catch.
+ORDER_PAYLOAD_READS = (
+    "number",
+    "currency",
+    "payment_method",
+    "card_brand",
+    "card_last4",
+    "buyer",
+    "shop__name",
+    "shop__owner",
+)
+
 
 def recipients(order: Order, *roles: str) -> dict[str, Any]:
     """Who a notice goes to: the order's buyer and/or seller by id, and/or staff."""
@@ -200,6 +214,19 @@ def event_payout_failed(*, payout: Payout, at: datetime) -> Event:
         attempts=payout.attempts,
         reason=payout.failure_reason,
     )
+
+
+PAYOUT_OVERDUE_READS = (
+    "public_id",
+    "status",
+    "amount",
+    "purpose",
+    "subject_id",
+    "attempts",
+    "failure_reason",
+    "created_at",
+    *(f"order__{name}" for name in ORDER_PAYLOAD_READS),
+)
 
 
 def payout_overdue_event(*, payout: Payout, at: datetime) -> Event:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from django.core.exceptions import ImproperlyConfigured
 
 from . import windows
-from .events import payout_overdue_event
+from .events import PAYOUT_OVERDUE_READS, payout_overdue_event
 from .models import Event, Payout, PayoutStatus
 from .sweeps import Sweep, run_sweep
 
@@ -38,7 +38,7 @@ def payout_overdue_sweep() -> Sweep:
         flag="overdue_alerted_at",
         event_kind="payout.overdue",
         event=_event,
-        related=("order__shop",),
+        reads=PAYOUT_OVERDUE_READS,
     )
 
 

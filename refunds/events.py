@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orders.events import event_build, event_record, event_save
+from orders.events import ORDER_PAYLOAD_READS, event_build, event_record, event_save
 from orders.models import Event, User
 
 from .models import Evidence, RefundCase
@@ -53,6 +53,27 @@ def case_payload(case: RefundCase) -> dict[str, Any]:
         "dispute_by": case.dispute_by,
         "reject_reason": case.reject_reason or None,
     }
+
+
+# What `case_event` reads (see ORDER_PAYLOAD_READS).
+CASE_EVENT_READS = (
+    "public_id",
+    "state",
+    "reason",
+    "amount",
+    "approved_amount",
+    "offer_amount",
+    "return_number",
+    "rma_issued_at",
+    "closed_reason",
+    "respond_by",
+    "offer_by",
+    "return_by",
+    "confirm_by",
+    "dispute_by",
+    "reject_reason",
+    *(f"order__{name}" for name in ORDER_PAYLOAD_READS),
+)
 
 
 def case_event(

@@ -22,12 +22,10 @@ from orders import windows
 from orders.models import Event
 from orders.sweeps import Sweep, iter_sweep, run_sweep, sweep_moves
 
-from .events import case_event
+from .events import CASE_EVENT_READS, case_event
 from .models import DISPUTABLE_REASONS, RefundCase, State
 
 log = logging.getLogger(__name__)
-
-_RELATED = ("order__shop",)
 
 
 def _event(case: RefundCase, from_state: str, now: datetime, *, kind: str) -> Event:
@@ -40,7 +38,7 @@ def _sweep(name: str, kind: str, **fields: Any) -> Sweep:
         model=RefundCase,
         event_kind=kind,
         event=partial(_event, kind=kind),
-        related=_RELATED,
+        reads=CASE_EVENT_READS,
         **fields,
     )
 

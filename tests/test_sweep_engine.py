@@ -14,6 +14,7 @@ from decimal import Decimal
 from itertools import count
 from typing import Any
 from unittest import mock
+from uuid import uuid4
 
 import pytest
 from django.db import connection, connections
@@ -21,7 +22,10 @@ from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from orders import windows
+from orders.events import payout_overdue_event
 from orders.models import Event, Payout
+from orders.payout_sweeps import payouts_overdue_alert
 from orders.sweeps import After, Sweep, fsm_outcomes, run_sweep, sweep_moves
 from refunds.events import case_event
 from refunds.models import ClosedReason, RefundCase, State
@@ -202,6 +206,26 @@ def test_given_due_cases_when_swept_then_each_event_is_the_one_the_services_buil
         assert (event.actor_id, event.note, event.created_at) == (None, "", now)
 
 
+def test_auto_accept_with_return_gets_the_calendar_day_return_by_of_its_local_date(shops):
+    # given: deadlines on both sides of a marketplace-local midnight
+    now = _now()
+    sweep = _sweeps(now)["auto_accept"]
+    midnight = windows.to_marketplace(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    before = _make(sweep, shops[0], deadline=midnight - timedelta(microseconds=1), i=0)
+    at = _make(sweep, shops[0], deadline=midnight, i=2)
+
+    # when
+    run_sweep(sweep, now=now)
+
+    # then
+    before.refresh_from_db()
+    at.refresh_from_db()
+    assert before.state == at.state == State.AWAITING_RETURN
+    assert before.return_by == windows.return_by(rma_issued_at=before.respond_by)
+    assert at.return_by == windows.return_by(rma_issued_at=at.respond_by)
+    assert at.return_by - before.return_by == timedelta(days=1)
+
+
 def test_every_system_transition_of_a_case_is_read_by_a_sweep():
     swept = {s.transition for s in transition_sweeps()}
     assert swept == {"auto_accept", "lapse_offer", "expire_return", "auto_confirm_return"}
@@ -376,3 +400,56 @@ def test_sources_come_from_the_state_machine():
     assert sweeps["return_expiry"].sources() == [State.AWAITING_RETURN]
     assert sweeps["auto_confirm"].sources() == [State.RETURN_SHIPPED]
     assert connection.vendor in {"postgresql", "sqlite"}
+
+
+# --- payouts, on the same engine ------------------------------------------------------------------
+
+
+def _unpaid_payout(shop, *, created_at: datetime, i: int) -> Payout:
+    order = OrderFactory(shop=shop, number=f"ORD-PO-{next(_numbers)}", **PAYMENTS[i % 5])
+    return Payout.objects.create(
+        order=order,
+        amount=Decimal("12.30"),
+        currency=order.currency,
+        payment_method=order.payment_method,
+        payment_reference="ref",
+        idempotency_key=f"refund:test-{next(_numbers)}",
+        purpose="refund",
+        subject_id=uuid4(),
+        created_at=created_at,
+    )
+
+
+def test_the_payout_sweep_alerts_once_with_the_event_its_builder_makes(shops):
+    # given unpaid payouts past the hard deadline (N, then 3N more) and one a second short of it
+    now = _now()
+    hard = windows.window("payout_hard")
+    assert isinstance(hard, timedelta)
+    early = _unpaid_payout(shops[0], created_at=now - hard + timedelta(seconds=1), i=0)
+
+    def alert(due: int) -> tuple[int, int]:
+        for i in range(due):
+            _unpaid_payout(shops[i % 2], created_at=now - hard - timedelta(hours=i), i=i)
+        with CaptureQueriesContext(connection) as ctx:
+            alerted = payouts_overdue_alert(now=now, batch_size=100)
+        return alerted, len(ctx.captured_queries)
+
+    # when
+    (at_n, queries_n), (at_3n, queries_3n) = alert(4), alert(12)
+
+    # then: each once, set-based, and each event the one payout_overdue_event builds
+    assert (at_n, at_3n) == (4, 12) and queries_n == queries_3n
+    assert payouts_overdue_alert(now=now) == 0
+    early.refresh_from_db()
+    assert early.overdue_alerted_at is None
+    events = Event.objects.filter(kind="payout.overdue")
+    assert events.count() == 16
+    for event in events:
+        payout = Payout.objects.select_related("order__shop").get(
+            public_id=event.payload["payout_id"]
+        )
+        assert payout.overdue_alerted_at == now
+        expected = payout_overdue_event(payout=payout, at=now)
+        assert event.payload == expected.payload
+        assert (event.from_state, event.to_state) == ("pending", "pending")
+        assert event.case_id == payout.subject_id

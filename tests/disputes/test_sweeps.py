@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from disputes.models import Dispute
 from disputes.sweeps import dispute_sweeps_run
@@ -139,6 +140,20 @@ def test_batches_cover_every_due_dispute(seller):
     moved = dispute_sweeps_run(now=OPENED + timedelta(days=10), batch_size=2)
     assert moved == {"dispute_statement_window": 5, "dispute_sla_target": 5, "dispute_sla_due": 5}
     assert Event.objects.filter(kind="dispute.sla_due_passed").count() == 5
+
+
+def test_a_pass_costs_the_same_queries_at_n_and_3n_due_disputes(seller):
+    # given N overdue disputes, swept, then 3N more, each pass in one batch per clock
+    def queries_for(due: int) -> int:
+        for _ in range(due):
+            dispute_for(buyer=UserFactory(), seller=seller, opened_at=OPENED)
+        with CaptureQueriesContext(connection) as ctx:
+            moved = dispute_sweeps_run(now=OPENED + timedelta(days=10), batch_size=100)
+        assert set(moved.values()) == {due}
+        return len(ctx.captured_queries)
+
+    # when / then: set-based, and each event reads only what the sweep fetched
+    assert queries_for(4) == queries_for(12)
 
 
 @requires_postgres

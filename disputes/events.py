@@ -68,8 +68,8 @@ DISPUTE_EVENT_READS = (
 
 
 def dispute_event(
-    *,
     dispute: Dispute,
+    *,
     kind: str,
     actor: User | None,
     from_state: str,

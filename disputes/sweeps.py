@@ -10,31 +10,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 from django.db.models import Q
 
-from orders.models import Event
 from orders.sweeps import Sweep, run_sweep
 
 from .events import DISPUTE_EVENT_READS, dispute_event
 from .models import UNDECIDED_STATES, Dispute
 
-
-def _event(dispute: Dispute, from_state: str, now: datetime, *, kind: str) -> Event:
-    return dispute_event(dispute=dispute, kind=kind, actor=None, from_state=from_state, at=now)
-
-
-def _sweep(name: str, kind: str, **fields: Any) -> Sweep:
-    return Sweep(
-        name=name,
-        model=Dispute,
-        event_kind=kind,
-        event=partial(_event, kind=kind),
-        states=tuple(str(state) for state in UNDECIDED_STATES),
-        reads=DISPUTE_EVENT_READS,
-        **fields,
-    )
+_sweep = partial(
+    Sweep,
+    model=Dispute,
+    event=dispute_event,
+    states=tuple(str(state) for state in UNDECIDED_STATES),
+    reads=DISPUTE_EVENT_READS,
+)
 
 
 def dispute_sweeps(now: datetime) -> list[Sweep]:
@@ -42,22 +32,22 @@ def dispute_sweeps(now: datetime) -> list[Sweep]:
         # Past is past: `deadline <= now` in the engine, strictly after it here, as a party may
         # still act at the deadline's last microsecond.
         _sweep(
-            "dispute_statement_window",
-            "dispute.statement_window_lapsed",
+            name="dispute_statement_window",
+            event_kind="dispute.statement_window_lapsed",
             deadline="statement_by",
             flag="statement_lapsed_at",
             extra_filter=Q(statement_by__lt=now, seller_statement_at__isnull=True),
         ),
         _sweep(
-            "dispute_sla_target",
-            "dispute.sla_target_passed",
+            name="dispute_sla_target",
+            event_kind="dispute.sla_target_passed",
             deadline="decision_target",
             flag="target_flagged_at",
             extra_filter=Q(decision_target__lt=now),
         ),
         _sweep(
-            "dispute_sla_due",
-            "dispute.sla_due_passed",
+            name="dispute_sla_due",
+            event_kind="dispute.sla_due_passed",
             deadline="decision_due",
             flag="due_flagged_at",
             extra_filter=Q(decision_due__lt=now),

@@ -17,8 +17,8 @@ from .models import Event, Payout, PayoutStatus
 from .sweeps import Sweep, run_sweep
 
 
-def _event(payout: Payout, _from_state: str, now: datetime) -> Event:
-    return payout_overdue_event(payout=payout, at=now)
+def _event(payout: Payout, *, at: datetime, **_system: object) -> Event:
+    return payout_overdue_event(payout=payout, at=at)
 
 
 def payout_overdue_sweep() -> Sweep:

@@ -141,8 +141,8 @@ def _value_at(instance: models.Model, value: Any, at: datetime) -> Any:
 
 # --- a sweep ------------------------------------------------------------------------------------
 
-# (the row, with the relations the sweep selects; its state before the sweep; now) -> unsaved
-EventBuilder = Callable[[Any, str, datetime], Event]
+# Called as event(row, kind=, actor=None, from_state=, at=now): the row's audit event, unsaved.
+EventBuilder = Callable[..., Event]
 
 
 @dataclass(frozen=True)
@@ -325,7 +325,11 @@ def _run_batch(sweep: Sweep, *, now: datetime, batch_size: int) -> list[Move]:
         # Conditional: the claimed rows are locked, and a row that no longer matches stays.
         _due(sweep, now).filter(id__in=ids).update(**values)
         moved += [(pk, target or was[pk]) for pk in ids]
-    events = [sweep.event(obj, was[obj.pk], now) for obj in _fetch(sweep, list(was))]
+    events = [
+        # A system transition: no actor.
+        sweep.event(obj, kind=sweep.event_kind, actor=None, from_state=was[obj.pk], at=now)
+        for obj in _fetch(sweep, list(was))
+    ]
     Event.objects.bulk_create(events, batch_size=2000)
     events_written_on_commit()
     return moved

@@ -77,8 +77,8 @@ CASE_EVENT_READS = (
 
 
 def case_event(
-    *,
     case: RefundCase,
+    *,
     kind: str,
     actor: User | None,
     from_state: str,

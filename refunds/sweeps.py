@@ -13,14 +13,11 @@ import dataclasses
 import logging
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 from django.db.models import Q
 from kombu.exceptions import OperationalError as BrokerError
 
-from orders import windows
-from orders.models import Event
-from orders.sweeps import Sweep, iter_sweep, run_sweep, sweep_moves
+from orders.sweeps import After, Sweep, iter_sweep, run_sweep, sweep_moves
 
 from .events import CASE_EVENT_READS, case_event
 from .models import DISPUTABLE_REASONS, RefundCase, State
@@ -28,36 +25,32 @@ from .models import DISPUTABLE_REASONS, RefundCase, State
 log = logging.getLogger(__name__)
 
 
-def _event(case: RefundCase, from_state: str, now: datetime, *, kind: str) -> Event:
-    return case_event(case=case, kind=kind, actor=None, from_state=from_state, at=now)
-
-
-def _sweep(name: str, kind: str, **fields: Any) -> Sweep:
-    return Sweep(
-        name=name,
-        model=RefundCase,
-        event_kind=kind,
-        event=partial(_event, kind=kind),
-        reads=CASE_EVENT_READS,
-        **fields,
-    )
+_sweep = partial(Sweep, model=RefundCase, event=case_event, reads=CASE_EVENT_READS)
 
 
 def transition_sweeps() -> list[Sweep]:
     return [
         _sweep(
-            "auto_accept", "refund.auto_accepted", transition="auto_accept", deadline="respond_by"
+            name="auto_accept",
+            event_kind="refund.auto_accepted",
+            transition="auto_accept",
+            deadline="respond_by",
         ),
-        _sweep("offer_lapse", "refund.offer_lapsed", transition="lapse_offer", deadline="offer_by"),
         _sweep(
-            "return_expiry",
-            "refund.return_expired",
+            name="offer_lapse",
+            event_kind="refund.offer_lapsed",
+            transition="lapse_offer",
+            deadline="offer_by",
+        ),
+        _sweep(
+            name="return_expiry",
+            event_kind="refund.return_expired",
             transition="expire_return",
             deadline="return_by",
         ),
         _sweep(
-            "auto_confirm",
-            "refund.return_auto_confirmed",
+            name="auto_confirm",
+            event_kind="refund.return_auto_confirmed",
             transition="auto_confirm_return",
             deadline="confirm_by",
         ),
@@ -67,29 +60,29 @@ def transition_sweeps() -> list[Sweep]:
 def reminder_sweeps(now: datetime) -> list[Sweep]:
     return [
         _sweep(
-            "remind_seller_response",
-            "reminder.seller_response",
+            name="remind_seller_response",
+            event_kind="reminder.seller_response",
             states=(State.REQUESTED,),
             deadline="respond_by",
-            lead=windows.window("seller_response_reminder"),
+            lead=After("seller_response_reminder").duration(),
             flag="respond_reminded_at",
             extra_filter=Q(respond_by__gt=now),
         ),
         _sweep(
-            "remind_return_shipping",
-            "reminder.return_shipping",
+            name="remind_return_shipping",
+            event_kind="reminder.return_shipping",
             states=(State.AWAITING_RETURN,),
             deadline="return_by",
-            lead=windows.window("return_shipping_reminder"),
+            lead=After("return_shipping_reminder").duration(),
             flag="return_reminded_at",
             extra_filter=Q(return_by__gt=now),
         ),
         _sweep(
-            "remind_dispute_window",
-            "reminder.dispute_window",
+            name="remind_dispute_window",
+            event_kind="reminder.dispute_window",
             states=(State.CLOSED,),
             deadline="dispute_by",
-            lead=windows.window("dispute_filing_reminder"),
+            lead=After("dispute_filing_reminder").duration(),
             flag="dispute_reminded_at",
             extra_filter=Q(dispute_by__gt=now, closed_reason__in=DISPUTABLE_REASONS),
         ),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -175,17 +176,27 @@ def catch_up() -> None:
     connection.close()
 
 
-def bare_update(conn: psycopg.Connection, scenario: str, now: Any) -> float:
-    """(a): the same rows' state in one UPDATE, committed; then put back (untimed)."""
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a PostgreSQL backend has used, from /proc: unlike wall time,
+    it hardly changes when other work shares the cores."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bare_update(conn: psycopg.Connection, scenario: str, now: Any) -> tuple[float, float]:
+    """(a): the same rows' state in one UPDATE, committed; then put back (untimed).
+    Wall seconds and the backend's CPU seconds."""
     spec = SCENARIOS[scenario]
     sql = (
         f"UPDATE refunds_refundcase SET state = %s WHERE state = %s "
         f"AND {spec['deadline']} <= %s AND description = %s"
     )
+    cpu = backend_cpu(conn.info.backend_pid)
     started = time.perf_counter()
     with conn.transaction():
         moved = conn.execute(sql, [spec["bare_to"], spec["state"], now, MARK]).rowcount
     elapsed = time.perf_counter() - started
+    cpu = backend_cpu(conn.info.backend_pid) - cpu
     with conn.transaction():
         conn.execute(
             f"UPDATE refunds_refundcase SET state = %s WHERE description = %s "
@@ -194,7 +205,7 @@ def bare_update(conn: psycopg.Connection, scenario: str, now: Any) -> float:
         )
     assert moved >= 1, moved
     vacuum(conn)
-    return elapsed
+    return elapsed, cpu
 
 
 class Timings:
@@ -267,18 +278,25 @@ class Timings:
             setattr(owner, name, original)
 
 
-def full_pass(now: Any) -> tuple[float, dict[str, int], Timings]:
-    """(b): one `enforce_deadlines` pass, with each sweep inside it timed."""
+def full_pass(now: Any) -> tuple[float, float, dict[str, int], Timings]:
+    """(b): one `enforce_deadlines` pass, with each sweep inside it timed: wall seconds, and CPU
+    seconds of this process and its database backend."""
+    from django.db import connection
+
     from refundportal.deadlines import enforce_all
 
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
     timings = Timings()
     try:
+        cpu = time.process_time() + backend_cpu(pid)
         started = time.perf_counter()
         moved = enforce_all(now=now)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() + backend_cpu(pid) - cpu
     finally:
         timings.restore()
-    return elapsed, moved, timings
+    return elapsed, cpu, moved, timings
 
 
 # --- EXPLAIN ----------------------------------------------------------------------------------
@@ -452,13 +470,17 @@ def run_scenario(
 
     spec = SCENARIOS[scenario]
     bare, full, sweep_only, other, queueing = [], [], [], [], []
+    bare_cpu, full_cpu = [], []
     result: dict[str, Any] = {"scenario": scenario, "label": spec["label"], "due": due}
     for rep in range(repeat):
         prepare(conn, scenario, due)
         dj.close()  # a fresh connection after VACUUM, like a beat tick
         now = timezone.now()
-        bare.append(bare_update(conn, scenario, now))
-        elapsed, moved, timings = full_pass(now)
+        bare_wall, bare_db_cpu = bare_update(conn, scenario, now)
+        bare.append(bare_wall)
+        bare_cpu.append(bare_db_cpu)
+        elapsed, cpu, moved, timings = full_pass(now)
+        full_cpu.append(cpu)
         # A generated case may come due in the seconds since `prepare`: the sweep moves it too.
         assert due <= moved[spec["sweep"]] <= due + 20, moved
         full.append(elapsed)
@@ -471,7 +493,8 @@ def run_scenario(
             f"  rep {rep + 1}: bare UPDATE {bare[-1]:.3f} s | full pass {elapsed:.3f} s "
             f"(sweep {sweep_only[-1]:.3f} s; other sweeps {other[-1]:.3f} s, moving {others or 0}; "
             f"{len(timings.queued)} follow-up tasks queued for {queued} cases in "
-            f"{queueing[-1]:.3f} s)",
+            f"{queueing[-1]:.3f} s); CPU: bare {bare_cpu[-1]:.2f} s, pass {cpu:.2f} s "
+            f"({cpu / max(bare_cpu[-1], 0.01):.1f}×)",
             flush=True,
         )
         result["other_moved"] = others
@@ -485,6 +508,8 @@ def run_scenario(
             "sweep": sweep_only,
             "other_sweeps": other,
             "queueing": queueing,
+            "bare_cpu": bare_cpu,
+            "full_cpu": full_cpu,
         }.items()
     }
     result.update(
@@ -492,6 +517,7 @@ def run_scenario(
         median=med,
         ratio_sweep=med["sweep"] / med["bare"],
         ratio_full=med["full"] / med["bare"],
+        ratio_cpu=med["full_cpu"] / med["bare_cpu"],
     )
     return result
 
@@ -567,7 +593,9 @@ def main() -> None:
             f"  median: bare UPDATE {med['bare']:.3f} s · sweep {med['sweep']:.3f} s "
             f"({result['ratio_sweep']:.2f}×) · full enforce_deadlines pass {med['full']:.3f} s "
             f"({result['ratio_full']:.2f}×; other sweeps {med['other_sweeps'] * 1000:.0f} ms, "
-            f"queueing the follow-up {med['queueing'] * 1000:.0f} ms)\n"
+            f"queueing the follow-up {med['queueing'] * 1000:.0f} ms); CPU (app + database): "
+            f"bare {med['bare_cpu']:.2f} s · pass {med['full_cpu']:.2f} s "
+            f"({result['ratio_cpu']:.2f}×)\n"
         )
         report["scenarios"].append(result)
 
@@ -619,7 +647,7 @@ def main() -> None:
     verdict = "within the budget (≤ 12×)" if ratio <= 12 else "OVER the budget (> 12×)"
     print(
         f"\nresult: sweep / bare UPDATE = {ratio:.2f}× — {verdict}; "
-        f"full pass {main_result['ratio_full']:.2f}×; "
+        f"full pass {main_result['ratio_full']:.2f}×; CPU {main_result['ratio_cpu']:.2f}×; "
         f"claims on an index: {sum(r['ok'] for r in claims)}/{len(claims)}"
     )
     print(f"at end: {load()}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orders.events import event_record
+from orders.events import ORDER_PAYLOAD_READS, event_build, event_save
 from orders.models import Event, User
 
 from .models import Dispute
@@ -48,9 +48,28 @@ def dispute_payload(dispute: Dispute) -> dict[str, Any]:
     }
 
 
-def event_dispute(
-    *,
+# What `dispute_event` reads (see ORDER_PAYLOAD_READS).
+DISPUTE_EVENT_READS = (
+    "public_id",
+    "state",
+    "desired_amount",
+    "statement_by",
+    "decision_target",
+    "decision_due",
+    "outcome",
+    "amount",
+    "rationale",
+    "info_party",
+    "info_question",
+    "case__public_id",
+    "case__state",
+    *(f"case__order__{name}" for name in ORDER_PAYLOAD_READS),
+)
+
+
+def dispute_event(
     dispute: Dispute,
+    *,
     kind: str,
     actor: User | None,
     from_state: str,
@@ -59,7 +78,9 @@ def event_dispute(
     notify: tuple[str, ...] | None = None,
     **extra: Any,
 ) -> Event:
-    return event_record(
+    """The event of a dispute's step, unsaved: the services save it (`event_dispute`), the SLA
+    sweeps write it in bulk; one payload either way."""
+    return event_build(
         order=dispute.case.order,
         kind=kind,
         actor=actor,
@@ -73,3 +94,7 @@ def event_dispute(
         **dispute_payload(dispute),
         **extra,
     )
+
+
+def event_dispute(**fields: Any) -> Event:
+    return event_save(dispute_event(**fields))

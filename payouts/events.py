@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from orders.events import event_record
+from orders import windows
+from orders.events import ORDER_PAYLOAD_READS, event_build, event_record
 from orders.models import Event, Order, User
 
 from .models import Payout
@@ -80,4 +81,41 @@ def event_payout_staff_action(*, payout: Payout, actor: User, kind: str, from_st
         to_state=payout.status,
         amount=str(payout.amount),
         payout_id=payout.public_id,
+    )
+
+
+PAYOUT_OVERDUE_READS = (
+    "public_id",
+    "status",
+    "amount",
+    "purpose",
+    "subject_id",
+    "attempts",
+    "failure_reason",
+    "created_at",
+    *(f"order__{name}" for name in ORDER_PAYLOAD_READS),
+)
+
+
+def payout_overdue_event(*, payout: Payout, at: datetime) -> Event:
+    """Unpaid past the hard deadline: staff act, the buyer knows we are on it. Unsaved: only
+    the payout sweep writes it, in bulk."""
+    return event_build(
+        order=payout.order,
+        kind="payout.overdue",
+        actor=None,
+        from_state=payout.status,
+        to_state=payout.status,
+        notify=("buyer", "staff"),
+        at=at,
+        case_id=payout.subject_id if payout.purpose == "refund" else None,
+        amount=str(payout.amount),
+        payout_id=payout.public_id,
+        purpose=payout.purpose,
+        status=payout.status,
+        attempts=payout.attempts,
+        reason=payout.failure_reason,
+        # A payout is created when its refund is approved.
+        approved_at=payout.created_at,
+        pay_by=windows.payout_hard(approved_at=payout.created_at),
     )

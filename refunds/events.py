@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orders.events import event_record
+from orders.events import ORDER_PAYLOAD_READS, event_build, event_record, event_save
 from orders.models import Event, User
 
 from .models import Evidence, RefundCase
@@ -57,9 +57,30 @@ def case_payload(case: RefundCase) -> dict[str, Any]:
     }
 
 
-def event_case(
-    *,
+# What `case_event` reads (see ORDER_PAYLOAD_READS).
+CASE_EVENT_READS = (
+    "public_id",
+    "state",
+    "reason",
+    "amount",
+    "approved_amount",
+    "offer_amount",
+    "return_number",
+    "rma_issued_at",
+    "closed_reason",
+    "respond_by",
+    "offer_by",
+    "return_by",
+    "confirm_by",
+    "dispute_by",
+    "reject_reason",
+    *(f"order__{name}" for name in ORDER_PAYLOAD_READS),
+)
+
+
+def case_event(
     case: RefundCase,
+    *,
     kind: str,
     actor: User | None,
     from_state: str,
@@ -67,7 +88,9 @@ def event_case(
     at: datetime | None = None,
     **extra: Any,
 ) -> Event:
-    return event_record(
+    """The event of a case's transition, unsaved: the services save it (`event_case`), the
+    sweeps write it in bulk; one payload either way."""
+    return event_build(
         order=case.order,
         kind=kind,
         actor=actor,
@@ -80,6 +103,10 @@ def event_case(
         **case_payload(case),
         **extra,
     )
+
+
+def event_case(**fields: Any) -> Event:
+    return event_save(case_event(**fields))
 
 
 def event_evidence_added(

@@ -6,6 +6,7 @@ import secrets
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
@@ -15,6 +16,7 @@ from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
 
 from orders import windows
 from orders.models import Order, OrderItem, TimeStamped, User, _money_field
+from orders.sweeps import AT, After, OnLocalDay, Outcome, changes, transition_apply
 from payouts.models import Payout
 
 
@@ -68,6 +70,23 @@ RMA_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 def _disputable(case: models.Model) -> bool:
     """Only a case closed as rejected, withdrawn, expired or offer_declined may be disputed."""
     return getattr(case, "closed_reason", "") in DISPUTABLE_REASONS
+
+
+def _return_by(rma_issued_at: datetime) -> datetime:
+    return windows.return_by(rma_issued_at=rma_issued_at)
+
+
+def _closing(reason: str) -> dict[str, Any]:
+    """Closed for a reason that may be disputed: the dispute window runs from the close."""
+    return changes(
+        Outcome(
+            values={"closed_reason": reason, "closed_at": AT, "dispute_by": After("dispute_filing")}
+        )
+    )
+
+
+# The return arrived (confirmed by the seller or by their silence): the refund is due.
+_CONFIRMED = changes(Outcome(values={"approved_at": AT}))
 
 
 def new_return_number() -> str:
@@ -228,14 +247,27 @@ class RefundCase(FSMModelMixin, TimeStamped):
         field=state,
         source=State.REQUESTED,
         target=RETURN_VALUE(State.AWAITING_RETURN, State.REFUND_PENDING),
+        custom=changes(
+            Outcome(
+                when={"return_item": True},
+                target=State.AWAITING_RETURN,
+                values={
+                    "auto_accepted": True,
+                    "approved_amount": F("amount"),
+                    "rma_issued_at": AT,
+                    "return_by": OnLocalDay(_return_by),
+                },
+            ),
+            Outcome(
+                target=State.REFUND_PENDING,
+                values={"auto_accepted": True, "approved_amount": F("amount"), "approved_at": AT},
+            ),
+        ),
     )
     def auto_accept(self, *, at: datetime) -> str:
-        """The seller let `respond_by` pass: the buyer is protected (SPEC §3)."""
-        self.auto_accepted = True
-        self.answered_at = None
-        state = self._approve(self.amount, at)
-        self.answered_at = None
-        return state
+        """The seller let `respond_by` pass: the buyer is protected (docs/rules.md). The deadline
+        sweep applies the same declaration to every due case at once."""
+        return transition_apply(self, "auto_accept", at=at)
 
     @transition(field=state, source=State.REQUESTED, target=State.OFFER_MADE)
     def offer(self, *, amount: Decimal, at: datetime) -> None:
@@ -253,13 +285,23 @@ class RefundCase(FSMModelMixin, TimeStamped):
         self.closed_at = at
         self.dispute_by = windows.dispute_by(closed_at=at) if reason in DISPUTABLE_REASONS else None
 
-    @transition(field=state, source=State.OFFER_MADE, target=State.CLOSED)
+    @transition(
+        field=state,
+        source=State.OFFER_MADE,
+        target=State.CLOSED,
+        custom=_closing(ClosedReason.OFFER_DECLINED),
+    )
     def decline_offer(self, *, at: datetime) -> None:
-        self._close(ClosedReason.OFFER_DECLINED, at)
+        transition_apply(self, "decline_offer", at=at)
 
-    @transition(field=state, source=State.OFFER_MADE, target=State.CLOSED)
+    @transition(
+        field=state,
+        source=State.OFFER_MADE,
+        target=State.CLOSED,
+        custom=_closing(ClosedReason.OFFER_DECLINED),
+    )
     def lapse_offer(self, *, at: datetime) -> None:
-        self._close(ClosedReason.OFFER_DECLINED, at)
+        transition_apply(self, "lapse_offer", at=at)
 
     @transition(field=state, source=State.REQUESTED, target=State.CLOSED)
     def reject(self, *, reason: str, at: datetime) -> None:
@@ -274,17 +316,32 @@ class RefundCase(FSMModelMixin, TimeStamped):
         self.return_shipped_at = at
         self.confirm_by = windows.confirm_by(return_shipped_at=at)
 
-    @transition(field=state, source=State.AWAITING_RETURN, target=State.CLOSED)
+    @transition(
+        field=state,
+        source=State.AWAITING_RETURN,
+        target=State.CLOSED,
+        custom=_closing(ClosedReason.EXPIRED),
+    )
     def expire_return(self, *, at: datetime) -> None:
-        self._close(ClosedReason.EXPIRED, at)
+        transition_apply(self, "expire_return", at=at)
 
-    @transition(field=state, source=State.RETURN_SHIPPED, target=State.REFUND_PENDING)
+    @transition(
+        field=state,
+        source=State.RETURN_SHIPPED,
+        target=State.REFUND_PENDING,
+        custom=_CONFIRMED,
+    )
     def confirm_return(self, *, at: datetime) -> None:
-        self.approved_at = at
+        transition_apply(self, "confirm_return", at=at)
 
-    @transition(field=state, source=State.RETURN_SHIPPED, target=State.REFUND_PENDING)
+    @transition(
+        field=state,
+        source=State.RETURN_SHIPPED,
+        target=State.REFUND_PENDING,
+        custom=_CONFIRMED,
+    )
     def auto_confirm_return(self, *, at: datetime) -> None:
-        self.approved_at = at
+        transition_apply(self, "auto_confirm_return", at=at)
 
     @transition(field=state, source=State.REFUND_PENDING, target=State.REFUNDED)
     def mark_refunded(self, *, amount: Decimal, at: datetime) -> None:

@@ -1,8 +1,8 @@
-"""The sweep engine (orders/sweeps.py) with the refund sweeps on it (STYLE §6).
+"""The sweep engine (orders/sweeps.py) with the refund sweeps on it.
 
-Both paths — one SQL statement per batch on PostgreSQL, the portable ORM path elsewhere — must
-move the same rows to the same values and write the same events; every due row moves exactly
-once however often and however concurrently the sweep runs; a row not yet due is untouched.
+A transition sweep moves each due row to exactly what the model's own @transition method makes
+of it, and writes the event the per-case services build; every due row moves exactly once
+however often and however concurrently the sweep runs; a row not yet due is untouched.
 """
 
 from __future__ import annotations
@@ -14,32 +14,23 @@ from decimal import Decimal
 from itertools import count
 from typing import Any
 from unittest import mock
+from uuid import uuid4
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, connections
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders import windows
 from orders.models import Event
-from orders.sweeps import (
-    Outcome,
-    PerLocalDay,
-    Shifted,
-    Sweep,
-    run_sweep,
-    sweep_moves,
-    sweep_statement,
-)
+from orders.sweeps import After, Sweep, fsm_outcomes, run_sweep, sweep_moves
+from payouts.events import payout_overdue_event
 from payouts.models import Payout
+from payouts.sweeps import payouts_overdue_alert
+from refunds.events import case_event
 from refunds.models import ClosedReason, RefundCase, State
-from refunds.sweeps import (
-    build_case_events,
-    refund_sweeps_run,
-    reminder_sweeps,
-    transition_sweeps,
-)
+from refunds.sweeps import refund_sweeps_run, reminder_sweeps, transition_sweeps
 from tests.conftest import requires_postgres
 from tests.orders.factories import OrderFactory, ShopFactory, UserFactory
 
@@ -153,79 +144,69 @@ def _events(ids: set[int] | None = None) -> list[Event]:
 
 
 ALL_SWEEPS = [s.name for s in [*transition_sweeps(), *reminder_sweeps(timezone.now())]]
-PATHS = [
-    pytest.param(True, id="portable"),
-    pytest.param(False, id="postgres", marks=requires_postgres),
-]
+TRANSITION_SWEEPS = [s.name for s in transition_sweeps()]
 
 
-# --- the two paths agree ----------------------------------------------------------------------
+# --- the sweep applies the model's own transition ---------------------------------------------
 
 
 def _snapshot(ids: set[int]) -> dict[int, dict[str, Any]]:
     return {case.pk: model_to_dict(case) for case in RefundCase.objects.filter(id__in=ids)}
 
 
-def _parse(payload: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in payload.items():
-        if key.endswith("_by") and value is not None:
-            parsed = datetime.fromisoformat(value)
-            assert parsed.utcoffset() is not None, f"{key}={value} has no offset"
-            value = parsed
-        out[key] = value
-    return out
+@pytest.mark.parametrize("name", TRANSITION_SWEEPS)
+def test_given_due_cases_when_swept_then_each_is_what_its_transition_method_makes_of_it(
+    shops, name
+):
+    # given due cases across local days, and what the model's @transition method makes of
+    # each when called at its deadline (the next clock starts at the deadline)
+    now = _now()
+    sweep = _sweeps(now)[name]
+    assert sweep.transition is not None
+    ids, _later = _dataset(sweep, shops, now, due=12)
+    expected = {}
+    for case in RefundCase.objects.filter(id__in=ids):
+        getattr(case, sweep.transition)(at=getattr(case, sweep.deadline))
+        expected[case.pk] = model_to_dict(case)
+
+    # when
+    moves = sweep_moves(sweep, now=now, batch_size=5)
+
+    # then the rows are field for field what the method made of them
+    assert sorted(pk for pk, _state in moves) == sorted(ids)
+    assert _snapshot(ids) == expected
+    assert dict(moves) == {pk: row["state"] for pk, row in expected.items()}
 
 
-@requires_postgres
 @pytest.mark.parametrize("name", ALL_SWEEPS)
-def test_given_due_cases_when_swept_by_each_path_then_rows_and_events_are_the_same(shops, name):
+def test_given_due_cases_when_swept_then_each_event_is_the_one_the_services_build(shops, name):
     # given
     now = _now()
     sweep = _sweeps(now)[name]
-    ids, _later = _dataset(sweep, shops, now, due=12)
-
-    def run(portable: bool) -> tuple[list[int], dict, list[dict]]:
-        with transaction.atomic():
-            moved = sweep_moves(
-                sweep, now=now, build_events=build_case_events, batch_size=5, portable=portable
-            )
-            rows = _snapshot(ids)
-            events = [
-                {
-                    "case_id": e.case_id,
-                    "order_id": e.order_id,
-                    "kind": e.kind,
-                    "from_state": e.from_state,
-                    "to_state": e.to_state,
-                    "actor": e.actor_id,
-                    "note": e.note,
-                    "created_at": e.created_at,
-                    "payload": e.payload,
-                }
-                for e in _events(ids)
-            ]
-            transaction.set_rollback(True)
-        return moved, rows, sorted(events, key=lambda e: str(e["case_id"]))
+    ids, _later = _dataset(sweep, shops, now, due=6)
+    before = {c.pk: c.state for c in RefundCase.objects.filter(id__in=ids)}
 
     # when
-    moved_orm, rows_orm, events_orm = run(portable=True)
-    moved_sql, rows_sql, events_sql = run(portable=False)
+    run_sweep(sweep, now=now, batch_size=4)
 
     # then
-    assert sorted(moved_orm) == sorted(moved_sql)
-    assert sorted(pk for pk, _state in moved_sql) == sorted(ids)
-    assert all(rows_sql[pk]["state"] == state for pk, state in moved_sql)
-    assert rows_orm == rows_sql
-    assert len(events_orm) == len(events_sql) == len(ids)
-    for orm, sql in zip(events_orm, events_sql, strict=True):
-        assert set(orm["payload"]) == set(sql["payload"])
-        assert _parse(orm["payload"]) == _parse(sql["payload"])
-        # Tighter than consumers need: the SQL writes the very strings Python writes.
-        assert orm == sql
+    events = _events(ids)
+    assert len(events) == len(ids)
+    for event in events:
+        case = RefundCase.objects.select_related("order__shop").get(public_id=event.case_id)
+        expected = case_event(
+            case=case, kind=sweep.event_kind, actor=None, from_state=before[case.pk], at=now
+        )
+        assert event.payload == expected.payload
+        assert (event.kind, event.from_state, event.to_state, event.order_id) == (
+            expected.kind,
+            expected.from_state,
+            expected.to_state,
+            expected.order_id,
+        )
+        assert (event.actor_id, event.note, event.created_at) == (None, "", now)
 
 
-@requires_postgres
 def test_auto_accept_with_return_gets_the_calendar_day_return_by_of_its_local_date(shops):
     # given: deadlines on both sides of a marketplace-local midnight
     now = _now()
@@ -235,7 +216,7 @@ def test_auto_accept_with_return_gets_the_calendar_day_return_by_of_its_local_da
     at = _make(sweep, shops[0], deadline=midnight, i=2)
 
     # when
-    run_sweep(sweep, now=now, build_events=build_case_events)
+    run_sweep(sweep, now=now)
 
     # then
     before.refresh_from_db()
@@ -246,14 +227,18 @@ def test_auto_accept_with_return_gets_the_calendar_day_return_by_of_its_local_da
     assert at.return_by - before.return_by == timedelta(days=1)
 
 
+def test_every_system_transition_of_a_case_is_read_by_a_sweep():
+    swept = {s.transition for s in transition_sweeps()}
+    assert swept == {"auto_accept", "lapse_offer", "expire_return", "auto_confirm_return"}
+    for method in swept:
+        assert method is not None and fsm_outcomes(RefundCase, method)
+
+
 # --- exactly once -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("portable", PATHS)
 @pytest.mark.parametrize("name", ALL_SWEEPS)
-def test_given_due_rows_when_swept_twice_then_each_moves_once_and_a_later_row_stays(
-    shops, name, portable
-):
+def test_given_due_rows_when_swept_twice_then_each_moves_once_and_a_later_row_stays(shops, name):
     # given
     now = _now()
     sweep = _sweeps(now)[name]
@@ -261,12 +246,8 @@ def test_given_due_rows_when_swept_twice_then_each_moves_once_and_a_later_row_st
     later_before = model_to_dict(later) | {"updated_at": later.updated_at}
 
     # when
-    first = run_sweep(
-        sweep, now=now, build_events=build_case_events, batch_size=4, portable=portable
-    )
-    second = run_sweep(
-        sweep, now=now, build_events=build_case_events, batch_size=4, portable=portable
-    )
+    first = run_sweep(sweep, now=now, batch_size=4)
+    second = run_sweep(sweep, now=now, batch_size=4)
 
     # then
     assert sorted(first) == sorted(ids)
@@ -280,15 +261,12 @@ def test_given_due_rows_when_swept_twice_then_each_moves_once_and_a_later_row_st
     assert not Event.objects.filter(case_id=later.public_id).exists()
 
 
-@pytest.mark.parametrize("portable", PATHS)
-def test_limit_stops_at_the_limit(shops, portable):
+def test_limit_stops_at_the_limit(shops):
     now = _now()
     sweep = _sweeps(now)["offer_lapse"]
     _dataset(sweep, shops, now, due=9)
 
-    moved = run_sweep(
-        sweep, now=now, build_events=build_case_events, batch_size=4, limit=6, portable=portable
-    )
+    moved = run_sweep(sweep, now=now, batch_size=4, limit=6)
 
     assert len(moved) == 6
     assert Event.objects.count() == 6
@@ -296,9 +274,8 @@ def test_limit_stops_at_the_limit(shops, portable):
 
 @requires_postgres
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("portable", [True, False], ids=["portable", "postgres"])
 @pytest.mark.parametrize("name", ALL_SWEEPS)
-def test_given_two_concurrent_sweeps_then_every_due_row_moves_exactly_once(name, portable):
+def test_given_two_concurrent_sweeps_then_every_due_row_moves_exactly_once(name):
     # given
     shops = [ShopFactory(owner=UserFactory()) for _ in range(2)]
     now = _now()
@@ -311,9 +288,7 @@ def test_given_two_concurrent_sweeps_then_every_due_row_moves_exactly_once(name,
     def worker(n: int) -> None:
         try:
             barrier.wait(timeout=10)
-            results[n] = run_sweep(
-                sweep, now=now, build_events=build_case_events, batch_size=3, portable=portable
-            )
+            results[n] = run_sweep(sweep, now=now, batch_size=3)
         except BaseException as exc:  # reported below, in the main thread
             errors.append(exc)
         finally:
@@ -386,58 +361,37 @@ def test_broker_down_the_pass_still_runs_and_tries_the_broker_once(shops, caplog
     assert "3 case(s) left for the payout re-dispatch" in caplog.text
 
 
-# --- the PostgreSQL statement -------------------------------------------------------------------
+# --- claims and declarations -------------------------------------------------------------------
 
 
-@requires_postgres
-@pytest.mark.django_db
 @pytest.mark.parametrize("name", ALL_SWEEPS)
-def test_the_postgres_path_is_one_statement_per_batch_that_claims_with_skip_locked(shops, name):
+def test_a_batch_costs_the_same_queries_at_n_and_3n_rows(shops, name):
+    # given N due rows, swept in one batch, then 3N more
     now = _now()
     sweep = _sweeps(now)[name]
-    with transaction.atomic():
-        sql, _params = sweep_statement(sweep, now=now, build_events=build_case_events)
-    assert sql.startswith("WITH moved AS (UPDATE")
-    assert "= ANY(ARRAY(SELECT" in sql
-    assert "FOR UPDATE" in sql and "SKIP LOCKED" in sql
-    assert "INSERT INTO" in sql
+
+    def queries_for(due: int) -> int:
+        _dataset(sweep, shops, now, due=due)
+        with CaptureQueriesContext(connection) as ctx:
+            moved = run_sweep(sweep, now=now, batch_size=100)
+        assert len(moved) == due
+        return len(ctx.captured_queries)
+
+    # when
+    at_n, at_3n = queries_for(4), queries_for(12)
+
+    # then: set-based, not a query per row; only a calendar-day value (auto-accept's return_by)
+    # adds one UPDATE per marketplace-local day the deadlines span (3N rows span 3-4 more days)
+    if name == "auto_accept":
+        assert at_3n - at_n <= 4
+    else:
+        assert at_3n == at_n
 
 
-@requires_postgres
-def test_each_batch_of_the_postgres_path_is_one_statement(shops):
-    now = _now()
-    sweep = _sweeps(now)["offer_lapse"]
-    _dataset(sweep, shops, now, due=10)
-
-    with CaptureQueriesContext(connection) as ctx:
-        run_sweep(sweep, now=now, build_events=build_case_events, batch_size=4)
-
-    statements = [q["sql"] for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"]]
-    # batches of 4, 4 and 2: one statement each (the last, short batch ends the run)
-    assert len(statements) == 3
-    assert all(s.startswith("WITH moved AS (UPDATE") for s in statements)
-    assert Event.objects.count() == 10
-
-
-# --- declarations -----------------------------------------------------------------------------
-
-
-def test_exact_duration_windows_only_for_shifted(settings):
-    assert Shifted("offer_by", "dispute_filing").duration() == timedelta(hours=48)
+def test_after_takes_exact_duration_windows_only(settings):
+    assert After("dispute_filing").duration() == timedelta(hours=48)
     with pytest.raises(Exception, match="counted in days"):
-        Shifted("offer_by", "return_shipping_days").duration()
-
-
-def test_per_local_day_must_read_the_deadline():
-    with pytest.raises(Exception, match="PerLocalDay"):
-        Sweep(
-            name="x",
-            model=RefundCase,
-            method="auto_accept",
-            deadline="respond_by",
-            event_kind="refund.auto_accepted",
-            outcomes=(Outcome(values={"return_by": PerLocalDay("offer_by", lambda d: d)}),),
-        )
+        After("return_shipping_days").duration()
 
 
 def test_sources_come_from_the_state_machine():
@@ -447,3 +401,56 @@ def test_sources_come_from_the_state_machine():
     assert sweeps["return_expiry"].sources() == [State.AWAITING_RETURN]
     assert sweeps["auto_confirm"].sources() == [State.RETURN_SHIPPED]
     assert connection.vendor in {"postgresql", "sqlite"}
+
+
+# --- payouts, on the same engine ------------------------------------------------------------------
+
+
+def _unpaid_payout(shop, *, created_at: datetime, i: int) -> Payout:
+    order = OrderFactory(shop=shop, number=f"ORD-PO-{next(_numbers)}", **PAYMENTS[i % 5])
+    return Payout.objects.create(
+        order=order,
+        amount=Decimal("12.30"),
+        currency=order.currency,
+        payment_method=order.payment_method,
+        payment_reference="ref",
+        idempotency_key=f"refund:test-{next(_numbers)}",
+        purpose="refund",
+        subject_id=uuid4(),
+        created_at=created_at,
+    )
+
+
+def test_the_payout_sweep_alerts_once_with_the_event_its_builder_makes(shops):
+    # given unpaid payouts past the hard deadline (N, then 3N more) and one a second short of it
+    now = _now()
+    hard = windows.window("payout_hard")
+    assert isinstance(hard, timedelta)
+    early = _unpaid_payout(shops[0], created_at=now - hard + timedelta(seconds=1), i=0)
+
+    def alert(due: int) -> tuple[int, int]:
+        for i in range(due):
+            _unpaid_payout(shops[i % 2], created_at=now - hard - timedelta(hours=i), i=i)
+        with CaptureQueriesContext(connection) as ctx:
+            alerted = payouts_overdue_alert(now=now, batch_size=100)
+        return alerted, len(ctx.captured_queries)
+
+    # when
+    (at_n, queries_n), (at_3n, queries_3n) = alert(4), alert(12)
+
+    # then: each once, set-based, and each event the one payout_overdue_event builds
+    assert (at_n, at_3n) == (4, 12) and queries_n == queries_3n
+    assert payouts_overdue_alert(now=now) == 0
+    early.refresh_from_db()
+    assert early.overdue_alerted_at is None
+    events = Event.objects.filter(kind="payout.overdue")
+    assert events.count() == 16
+    for event in events:
+        payout = Payout.objects.select_related("order__shop").get(
+            public_id=event.payload["payout_id"]
+        )
+        assert payout.overdue_alerted_at == now
+        expected = payout_overdue_event(payout=payout, at=now)
+        assert event.payload == expected.payload
+        assert (event.from_state, event.to_state) == ("pending", "pending")
+        assert event.case_id == payout.subject_id

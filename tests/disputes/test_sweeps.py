@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
-from django.db.models import Q
+from django.test.utils import CaptureQueriesContext
 
 from disputes.models import Dispute
 from disputes.sweeps import dispute_sweeps_run
@@ -143,6 +142,20 @@ def test_batches_cover_every_due_dispute(seller):
     assert Event.objects.filter(kind="dispute.sla_due_passed").count() == 5
 
 
+def test_a_pass_costs_the_same_queries_at_n_and_3n_due_disputes(seller):
+    # given N overdue disputes, swept, then 3N more, each pass in one batch per clock
+    def queries_for(due: int) -> int:
+        for _ in range(due):
+            dispute_for(buyer=UserFactory(), seller=seller, opened_at=OPENED)
+        with CaptureQueriesContext(connection) as ctx:
+            moved = dispute_sweeps_run(now=OPENED + timedelta(days=10), batch_size=100)
+        assert set(moved.values()) == {due}
+        return len(ctx.captured_queries)
+
+    # when / then: set-based, and each event reads only what the sweep fetched
+    assert queries_for(4) == queries_for(12)
+
+
 @requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_sweeps_flag_each_dispute_once(seller):
@@ -178,76 +191,47 @@ def test_concurrent_sweeps_flag_each_dispute_once(seller):
         assert Event.objects.filter(kind=kind).values("dispute_id").distinct().count() == 12
 
 
-@requires_postgres
-def test_sql_and_portable_paths_write_the_same_events(seller, staff):
-    # given two identical sets of overdue disputes, some assigned, one waiting for the seller
+def test_the_sweep_writes_the_event_the_dispute_services_build(seller, staff):
+    # given overdue disputes, one assigned, one waiting for the seller's answer
     from disputes import services
-    from disputes.models import DisputeState
-    from disputes.sweeps import build_dispute_events, dispute_sweeps
-    from orders.sweeps import run_sweep
+    from disputes.events import dispute_event
 
-    def make() -> list[Dispute]:
-        made = [dispute_for(buyer=UserFactory(), seller=seller, opened_at=OPENED) for _ in range(3)]
-        services.dispute_assign(dispute=made[0], staff=staff, assignee=staff)
-        services.dispute_request_info(
-            dispute=made[1],
-            staff=staff,
-            party="seller",
-            question="?",
-            now=OPENED + timedelta(hours=1),
-        )
-        return made
-
+    made = [dispute_for(buyer=UserFactory(), seller=seller, opened_at=OPENED) for _ in range(3)]
+    services.dispute_assign(dispute=made[0], staff=staff, assignee=staff)
+    services.dispute_request_info(
+        dispute=made[1], staff=staff, party="seller", question="?", now=OPENED + timedelta(hours=1)
+    )
     now = OPENED + timedelta(days=10, microseconds=123456)
-    fast, slow = make(), make()
 
-    def run(disputes: list[Dispute], portable: bool) -> list[tuple[Any, ...]]:
-        ids = [d.pk for d in disputes]
-        for sweep in dispute_sweeps(now):
-            narrowed = type(sweep)(
-                **{**sweep.__dict__, "extra_filter": sweep.extra_filter & Q(id__in=ids)}
-            )
-            run_sweep(narrowed, now=now, build_events=build_dispute_events, portable=portable)
-        events = Event.objects.filter(
-            dispute_id__in=[d.public_id for d in disputes],
-            kind__in=[
-                "dispute.statement_window_lapsed",
-                "dispute.sla_target_passed",
-                "dispute.sla_due_passed",
-            ],
+    # when every clock is swept
+    dispute_sweeps_run(now=now)
+
+    # then each flag's event is, field for field, what the dispute's own event function builds
+    flagged = Event.objects.filter(
+        dispute_id__in=[d.public_id for d in made],
+        kind__in=[
+            "dispute.statement_window_lapsed",
+            "dispute.sla_target_passed",
+            "dispute.sla_due_passed",
+        ],
+    ).order_by("id")
+    assert flagged.count() == 9
+    for event in flagged:
+        dispute = Dispute.objects.get(public_id=event.dispute_id)
+        expected = dispute_event(
+            dispute=dispute, kind=event.kind, actor=None, from_state=dispute.state, at=now
         )
-        rows = []
-        for e in events.order_by("kind", "id"):
-            payload = {
-                k: v
-                for k, v in e.payload.items()
-                if k not in ("order_number", "case_id", "dispute_id")
-            }
-            payload["notify"] = {k: v for k, v in payload["notify"].items() if k != "buyer"}
-            rows.append(
-                (
-                    e.kind,
-                    e.from_state,
-                    e.to_state,
-                    e.created_at,
-                    e.actor_id,
-                    e.dispatched_at,
-                    sorted(payload.items()),
-                )
-            )
-        return sorted(rows, key=repr)  # the SQL path inserts in no particular order
-
-    # when one set is swept in one SQL statement per batch and the other through the ORM
-    fast_events = run(fast, portable=False)
-    slow_events = run(slow, portable=True)
-
-    # then the events are the same, field for field (ids and numbers aside)
-    assert len(fast_events) == 9
-    assert fast_events == slow_events
-    assert {d.state for d in Dispute.objects.filter(pk__in=[d.pk for d in fast])} == {
-        DisputeState.OPEN,
-        DisputeState.INFO_REQUESTED,
-    }
-    for made in (fast, slow):
-        for dispute in Dispute.objects.filter(pk__in=[d.pk for d in made]):
-            assert dispute.statement_lapsed_at == dispute.target_flagged_at == now
+        assert event.payload == expected.payload
+        assert (event.from_state, event.to_state, event.created_at, event.actor_id) == (
+            expected.from_state,
+            expected.to_state,
+            now,
+            None,
+        )
+    info = Dispute.objects.get(pk=made[1].pk)
+    assert (
+        Event.objects.filter(dispute_id=info.public_id, kind="dispute.sla_due_passed")
+        .get()
+        .payload["info_party"]
+        == "seller"
+    )

@@ -216,7 +216,7 @@ def test_a_sweep_batch_queues_one_dispatch(
     order, buyer, monkeypatch, django_capture_on_commit_callbacks
 ):
     from orders.sweeps import run_sweep
-    from refunds.sweeps import build_case_events, transition_sweeps
+    from refunds.sweeps import transition_sweeps
 
     calls: list[int] = []
     monkeypatch.setattr(hooks, "events_written", [lambda: calls.append(1)])
@@ -224,11 +224,7 @@ def test_a_sweep_batch_queues_one_dispatch(
     [auto_accept] = [s for s in transition_sweeps() if s.name == "auto_accept"]
 
     with django_capture_on_commit_callbacks(execute=True):
-        moved = run_sweep(
-            auto_accept,
-            now=max(c.respond_by for c in cases) + timedelta(seconds=1),
-            build_events=build_case_events,
-        )
+        moved = run_sweep(auto_accept, now=max(c.respond_by for c in cases) + timedelta(seconds=1))
 
     assert len(moved) == 3
     assert calls == [1]

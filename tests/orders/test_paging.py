@@ -28,7 +28,7 @@ def mine(buyer) -> QuerySet[Order]:  # newest first (the model's ordering)
 def orders_of(buyer, count: int, start: datetime = T0) -> list[Order]:
     shop = ShopFactory()
     return [
-        OrderFactory(buyer=buyer, shop=shop, placed_at=start + timedelta(hours=i), items=[])
+        OrderFactory(buyer=buyer, shop=shop, placed_at=start + timedelta(hours=i))
         for i in range(count)
     ]
 

@@ -1,4 +1,5 @@
-"""The staff dispute desk (SPEC §1, §6): the queue by SLA, the file, and the decision.
+"""The staff dispute desk (docs/rules.md, Who uses it; Deciding a dispute): the queue by SLA, the
+file, and the decision.
 
 The change page is read-only (state, statements, deadlines): staff act through the actions
 ("assign to me", "start review") and the two desk forms ("request info", "decide"), which call
@@ -126,7 +127,8 @@ def _user(request: HttpRequest) -> User:
 
 
 def _when(instant: datetime | None) -> str:
-    """A deadline in the marketplace zone and the viewer's (SPEC §3)."""
+    """A deadline in the marketplace zone and the viewer's (docs/rules.md, Marketplace time
+    zone)."""
     if instant is None:
         return "—"
     return windows.format_both(instant, timezone.get_current_timezone_name())

@@ -1,4 +1,5 @@
-"""Disputes JSON API (SPEC §10): input serializer → service → output serializer, nothing more.
+"""Disputes JSON API (docs/api.md, Disputes): input serializer → service → output serializer,
+nothing more.
 
 Disputes are fetched through `disputes.selectors` with the viewer, so one the viewer may not see
 is a 404; whether an action is the viewer's is decided before the body is read (403), and the
@@ -252,7 +253,8 @@ class DisputeDetailOut(DisputeOut):
 
     @extend_schema_field(DisputeMessageOut(many=True))
     def get_transcript(self, dispute: Dispute) -> Any:
-        """The buyer-seller thread of the order, attached automatically (SPEC §6)."""
+        """The buyer-seller thread of the order, attached automatically (docs/rules.md,
+        Disputes)."""
         return DisputeMessageOut(
             dispute_transcript(dispute=dispute), many=True, context=self._nested(dispute)
         ).data

@@ -10,7 +10,8 @@ from orders.models import Event, User
 
 from .models import Dispute
 
-# kind -> who must act or is affected (SPEC §8). The sweeps write the flag kinds in bulk.
+# kind -> who must act or is affected (docs/rules.md, Notifications). The sweeps write the flag
+# kinds in bulk.
 NOTIFY: dict[str, tuple[str, ...]] = {
     "dispute.opened": ("buyer", "seller", "staff"),
     "dispute.statement_added": ("buyer",),

@@ -1,4 +1,5 @@
-"""Disputes (SPEC §6): the buyer appeals a closed refund case and staff decide it."""
+"""Disputes (docs/rules.md, Disputes): the buyer appeals a closed refund case and staff decide
+it."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ class DisputeState(models.TextChoices):
     WITHDRAWN = "withdrawn", "Withdrawn"  # the buyer gave up the dispute (final)
 
 
-# Staff may decide from any of these (SPEC §6); the SLA clocks run only while in one of them.
+# Staff may decide from any of these (docs/rules.md, Deciding a dispute); the SLA clocks run only
+# while in one of them.
 UNDECIDED_STATES = [DisputeState.OPEN, DisputeState.UNDER_REVIEW, DisputeState.INFO_REQUESTED]
 
 
@@ -39,7 +41,7 @@ class Dispute(FSMModelMixin, TimeStamped):
     case = models.OneToOneField(RefundCase, on_delete=models.PROTECT, related_name="dispute")
     state = FSMField(default=DisputeState.OPEN, choices=DisputeState.choices, protected=True)
 
-    # What the buyer filed (the marketplace's own dispute form, SPEC §6).
+    # What the buyer filed (the marketplace's own dispute form; docs/rules.md, Disputes).
     contact_name = models.CharField(max_length=150)
     contact_email = models.EmailField()
     contact_phone = models.CharField(max_length=32, blank=True)
@@ -50,8 +52,8 @@ class Dispute(FSMModelMixin, TimeStamped):
     seller_statement = models.TextField(max_length=5000, blank=True)
     seller_statement_at = models.DateTimeField(null=True, blank=True)
 
-    # Deadlines, stored when the dispute opens (STYLE §2): the seller's statement window and the
-    # decision SLA in business days of the marketplace calendar.
+    # Deadlines, stored when the dispute opens (docs/architecture.md, Where time lives): the
+    # seller's statement window and the decision SLA in business days of the marketplace calendar.
     statement_by = models.DateTimeField()
     decision_target = models.DateTimeField()
     decision_due = models.DateTimeField()

@@ -1,4 +1,4 @@
-"""A seller's public reputation (SPEC §9), computed with aggregate queries.
+"""A seller's public reputation (docs/rules.md, Seller reputation), computed with aggregate queries.
 
 Everything is counted over the shop's orders placed in the last 90 days. It lives in `disputes`,
 the lowest app that knows both refund cases and disputes, so no lower app has to name them.
@@ -28,7 +28,8 @@ from orders.models import Order, Shop
 from .models import DisputeState
 
 WINDOW = timedelta(days=90)
-# The dispute on a case (one per case, SPEC §6); decided for the buyer, the seller lost it.
+# The dispute on a case (one per case; docs/rules.md, Disputes); decided for the buyer, the seller
+# lost it.
 DISPUTE = "refund_cases__dispute"
 DISPUTE_LOST_BY_SELLER = DisputeState.RESOLVED_BUYER
 

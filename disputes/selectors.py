@@ -1,4 +1,5 @@
-"""Reads of the disputes app; every dispute a user asks for is fetched through them (STYLE §8).
+"""Reads of the disputes app; every dispute a user asks for is fetched through them
+(docs/architecture.md, Permissions).
 
 A dispute the user may not see (neither a party nor staff) is simply not found: 404.
 """
@@ -50,7 +51,8 @@ def dispute_get_for_user(*, user: User, public_id: UUID | str) -> Dispute:
 
 
 def dispute_transcript(*, dispute: Dispute) -> QuerySet[Message]:
-    """The buyer-seller thread of the order, attached to the dispute automatically (SPEC §6)."""
+    """The buyer-seller thread of the order, attached to the dispute automatically (docs/rules.md,
+    Disputes)."""
     return refund_messages(case=dispute.case)
 
 

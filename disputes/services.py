@@ -1,4 +1,5 @@
-"""Dispute services: one row-locked service per action (STYLE §3), shared by the API and admin.
+"""Dispute services: one row-locked service per action (docs/architecture.md, Services and
+selectors), shared by the API and admin.
 
 Every service locks the order, then the case, then the dispute (the project's one lock order,
 through `refunds.services.case_lock`), checks who may act and whether the state allows it,
@@ -208,7 +209,7 @@ def dispute_post_message(
     *, dispute: Dispute, author: User, body: str, now: datetime | None = None
 ) -> DisputeMessage:
     """Parties and staff write on the dispute; the asked party's message answers staff's
-    question and returns the dispute to `under_review` (SPEC §6)."""
+    question and returns the dispute to `under_review` (docs/rules.md, Disputes)."""
     now = now or timezone.now()
     dispute = dispute_lock(dispute)
     role = _require(dispute, author, "message", now)
@@ -374,9 +375,9 @@ def dispute_decide(
     now: datetime | None = None,
 ) -> Dispute:
     """Staff decide, from any undecided state, once the seller has made a statement or its
-    48 h have passed (SPEC §6). For the buyer, the amount (default: what the buyer asked for,
-    at most what the order can still refund) is reserved and queued for payout here; the row
-    locks make a decision submitted twice at once pay exactly once."""
+    48 h have passed (docs/rules.md, Deciding a dispute). For the buyer, the amount (default: what
+    the buyer asked for, at most what the order can still refund) is reserved and queued for payout
+    here; the row locks make a decision submitted twice at once pay exactly once."""
     now = now or timezone.now()
     dispute = dispute_lock(dispute)
     _require(dispute, staff, "decide", now)

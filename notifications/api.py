@@ -1,4 +1,5 @@
-"""`/api/v1/notifications/`: the caller's own notices (SPEC §8, §10)."""
+"""`/api/v1/notifications/`: the caller's own notices (docs/rules.md, Notifications; docs/api.md,
+Notifications)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 # Payload keys that hold a deadline (ISO 8601 instants); every email shows each one in the
-# marketplace time zone and in the recipient's own (SPEC §3).
+# marketplace time zone and in the recipient's own (docs/rules.md, Marketplace time zone).
 DEADLINE_KEYS: Final = (
     "respond_by",
     "offer_by",

@@ -1,4 +1,5 @@
-"""Notices: one row per (audit event, recipient), fanned out from `orders.Event` (STYLE §6).
+"""Notices: one row per (audit event, recipient), fanned out from `orders.Event`
+(docs/architecture.md, The event table).
 
 The event table is the outbox; this table is the delivery record. A row is the email that was
 (or will be) sent and the notice the user sees in the portal.

@@ -1,4 +1,5 @@
-"""Reads of the notifications app; every list is the user's own (STYLE §1, §8)."""
+"""Reads of the notifications app; every list is the user's own (docs/architecture.md, Dependency
+direction; Permissions)."""
 
 from __future__ import annotations
 

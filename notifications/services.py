@@ -1,5 +1,5 @@
 """Notification services: fan committed audit events out to recipients, send one notice, and
-mark notices read (STYLE §1, §6).
+mark notices read (docs/architecture.md, Dependency direction; The event table).
 
 `notifications` reads the audit event table (`orders.Event`, the outbox) and the accounts, and
 nothing else of the domain: everything a notice shows is in the event's payload.

@@ -1,4 +1,5 @@
-"""Notification tasks: ids in, safe to run twice or concurrently, retries kept here (STYLE §5).
+"""Notification tasks: ids in, safe to run twice or concurrently, retries kept here
+(docs/architecture.md, Tasks and beat).
 
 The flow: a transition commits its audit event(s) -> `queue_dispatch` (registered in
 `orders.hooks.events_written`) queues `notifications_dispatch` -> it fans the events out and

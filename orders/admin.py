@@ -1,4 +1,4 @@
-"""The staff desk for accounts and orders (SPEC §1).
+"""The staff desk for accounts and orders (docs/rules.md, Who uses it).
 
 Orders arrive from the marketplace and change state only through services, and the audit trail
 is never edited: those pages are read-only (payouts have their desk in `payouts.admin`). Every

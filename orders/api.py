@@ -1,8 +1,9 @@
-"""Orders JSON API (SPEC §10): input serializer → service → output serializer, nothing more.
+"""Orders JSON API (docs/api.md, Orders): input serializer → service → output serializer, nothing
+more.
 
 Every order is fetched through `orders.selectors` with the viewer, so an order the viewer may not
 see is a 404; whether an action is the viewer's is decided by the service (403). Errors leave
-through `orders.errors.api_exception_handler` in the one envelope of the spec.
+through `orders.errors.api_exception_handler` in the one envelope of docs/api.md.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class ExactJSONParser(JSONParser):
     """JSON whose fractional numbers become `Decimal` exactly as written, never a binary float.
 
     `"total": 59.90` is read as Decimal("59.90") and `0.30000000000000004` stays that (and is then
-    refused as mis-scaled) instead of being rounded by a float on the way in (SPEC §2).
+    refused as mis-scaled) instead of being rounded by a float on the way in (docs/rules.md, Money).
     """
 
     def parse(
@@ -165,7 +166,8 @@ class AwareDateTimeField(serializers.DateTimeField):
 
 
 class UTCDateTimeField(serializers.DateTimeField):
-    """Instants leave in UTC ("…Z") whatever zone the viewer's request activated (SPEC §10)."""
+    """Instants leave in UTC ("…Z") whatever zone the viewer's request activated (docs/api.md,
+    Conventions)."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("read_only", True)

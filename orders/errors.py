@@ -1,4 +1,5 @@
-"""Domain errors with a code, and the one DRF handler that renders every API error (SPEC §10)."""
+"""Domain errors with a code, and the one DRF handler that renders every API error (docs/api.md,
+Errors)."""
 
 from __future__ import annotations
 
@@ -126,7 +127,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     )
     if code == "not_authenticated" and response.status_code != status.HTTP_401_UNAUTHORIZED:
         # DRF downgrades to 403 when the view's first authenticator (session) has no challenge
-        # header; the contract says 401 (SPEC §10), so challenge with the token scheme.
+        # header; the contract says 401 (docs/api.md, Errors), so challenge with the token scheme.
         response.status_code = status.HTTP_401_UNAUTHORIZED
         response["WWW-Authenticate"] = "Token"
     detail = getattr(exc, "detail", str(exc))

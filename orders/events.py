@@ -1,4 +1,5 @@
-"""One function per kind of audit event; the payload is what its notices need (STYLE §1, §6)."""
+"""One function per kind of audit event; the payload is what its notices need (docs/architecture.md,
+Dependency direction; The event table)."""
 
 from __future__ import annotations
 

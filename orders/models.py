@@ -175,7 +175,8 @@ class Order(FSMModelMixin, TimeStamped):
 
     @property
     def refundable(self) -> Decimal:
-        """Total less every payout that is not cancelled; never below zero (SPEC §2)."""
+        """Total less every payout that is not cancelled; never below zero (docs/rules.md, What is
+        left to refund)."""
         return max(self.total - self.reserved, Decimal("0"))
 
     @property
@@ -233,7 +234,8 @@ class OrderItem(models.Model):
 
 
 class Event(models.Model):
-    """The audit trail and the notification outbox in one table (STYLE §6).
+    """The audit trail and the notification outbox in one table (docs/architecture.md, The event
+    table).
 
     Services write one row per transition (sweeps in bulk). The payload carries what a notice
     needs (recipients, numbers, deadlines), so `notifications` reads nothing else of the domain.

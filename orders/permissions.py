@@ -1,7 +1,8 @@
 """DRF permissions of the orders API.
 
 Role checks only: whether a user may see a given order is the selectors' job (an order the user
-may not see is simply not found, STYLE §8), and whether an action is theirs is the services'.
+may not see is simply not found; docs/architecture.md, Permissions), and whether an action is theirs
+is the services'.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from rest_framework.request import Request
 
 
 class IsStaffOrMarketplace(BasePermission):
-    """The marketplace feed (token) and staff push orders and their shipping events (SPEC §10)."""
+    """The marketplace feed (token) and staff push orders and their shipping events (docs/api.md,
+    Orders)."""
 
     message = "Only staff or the marketplace integration can do this."
 

@@ -1,4 +1,5 @@
-"""Reads of the orders app; every object a user asks for is fetched through them (STYLE §8)."""
+"""Reads of the orders app; every object a user asks for is fetched through them
+(docs/architecture.md, Permissions)."""
 
 from __future__ import annotations
 

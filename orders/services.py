@@ -1,4 +1,5 @@
-"""Order services: every write of the orders app goes through here (STYLE §1, §3).
+"""Order services: every write of the orders app goes through here (docs/architecture.md, Dependency
+direction; Services and selectors).
 
 Cancelling an order pays its money back, so the cancellations live in `payouts.services`.
 """

@@ -1,9 +1,10 @@
-"""Every window and deadline of the product (SPEC §3 and §4), computed in one place.
+"""Every window and deadline of the product (docs/rules.md, Windows; Filing a request), computed in
+one place.
 
 All functions are pure: they take the instant they start from (or ``now``) explicitly and never
 read the clock. Instants in and out are aware datetimes; results are in UTC.
 
-Two kinds of window (SPEC §3):
+Two kinds of window (docs/rules.md, Exact durations and calendar days):
 
 * windows given in minutes or hours are exact durations;
 * windows given in days are calendar days in the marketplace time zone: N days from an instant end
@@ -64,8 +65,9 @@ __all__ = [
 DEFAULT_TIME_ZONE: Final = "Asia/Shanghai"
 DEFAULT_HOLIDAY_COUNTRY: Final = "CN"
 
-# SPEC §3: every window is a setting; these are the spec's defaults. Keys ending in ``_days`` or
-# ``_business_days`` are whole (calendar / business) days, everything else is an exact duration.
+# docs/rules.md (Windows): every window is a setting; these are the documented defaults. Keys ending
+# in ``_days`` or ``_business_days`` are whole (calendar / business) days, everything else is an
+# exact duration.
 DEFAULT_WINDOWS: Final[dict[str, timedelta | int]] = {
     "instant_cancel": timedelta(hours=24),
     "change_of_mind_days": 7,
@@ -162,7 +164,8 @@ def _end_of_local_day(day: date) -> datetime:
 def end_of_calendar_days(start: datetime, days: int) -> datetime:
     """End (23:59:59.999999, marketplace time) of the ``days``-th day after ``start``'s local date.
 
-    SPEC §3: placed 1 Nov 20:00 China time, 7 days -> 8 Nov 23:59:59.999999 China time.
+    docs/rules.md (Exact durations and calendar days): placed 1 Nov 20:00 China time, 7 days -> 8
+    Nov 23:59:59.999999 China time.
     """
     if days < 0:
         raise ValueError(f"days must be >= 0, got {days}")
@@ -231,7 +234,8 @@ class Window:
 
 
 def instant_cancel_until(*, placed_at: datetime) -> datetime:
-    """Last moment an unshipped order is cancelled and refunded at once (SPEC §3)."""
+    """Last moment an unshipped order is cancelled and refunded at once (docs/rules.md, Instant
+    cancellation)."""
     return _utc(placed_at) + _duration("instant_cancel")
 
 
@@ -239,7 +243,7 @@ def change_of_mind_window(
     *, placed_at: datetime, delivered_at: datetime | None, return_policy: timedelta
 ) -> Window:
     """``changed_mind``/``other``: from purchase until the later of 7 calendar days after
-    purchase and ``delivered_at`` + the seller's return policy (SPEC §4)."""
+    purchase and ``delivered_at`` + the seller's return policy (docs/rules.md, Filing a request)."""
     closes_at = end_of_calendar_days(placed_at, _days("change_of_mind_days"))
     if delivered_at is not None:
         closes_at = max(closes_at, _utc(delivered_at) + return_policy)
@@ -255,7 +259,7 @@ def not_received_window(
 ) -> Window:
     """``not_received``: opens at ``deliver_by``, else ``shipped_at`` + 30 days, else
     ``placed_at`` + 30 days (exact durations); closes 14 calendar days after it opened, and
-    never after ``delivered_at`` (SPEC §4)."""
+    never after ``delivered_at`` (docs/rules.md, Filing a request)."""
     fallback = timedelta(days=_days("not_received_fallback_days"))
     if deliver_by is not None:
         opens_at = _utc(deliver_by)

@@ -33,7 +33,7 @@ class OrderPayoutOut(serializers.Serializer):
     payment_method_label = serializers.SerializerMethodField()
 
     def get_payment_method_label(self, payout: Payout) -> str:
-        # Money goes back only to the order's original payment method (SPEC §5).
+        # Money goes back only to the order's original payment method (docs/rules.md, Payouts).
         return payout.order.payment_method_label
 
 

@@ -1,4 +1,4 @@
-"""The payment-gateway interface and the built-in fake gateway (SPEC §5)."""
+"""The payment-gateway interface and the built-in fake gateway (docs/rules.md, Payouts)."""
 
 from __future__ import annotations
 

@@ -63,7 +63,8 @@ def _cancel(order: Order, *, actor: User, reason: str, now: datetime) -> Payout:
 
 @transaction.atomic
 def order_cancel_by_buyer(*, order: Order, actor: User, now: datetime | None = None) -> Payout:
-    """Instant cancellation: unshipped, within 24 h of placing, full refund at once (SPEC §3)."""
+    """Instant cancellation: unshipped, within 24 h of placing, full refund at once (docs/rules.md,
+    Instant cancellation)."""
     now = now or timezone.now()
     order = order_lock(order)
     holds = rules.order_cancel_holds(orders=[order])

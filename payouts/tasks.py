@@ -1,4 +1,5 @@
-"""Payout tasks: take ids, safe to run twice or concurrently, retries kept here (STYLE §5)."""
+"""Payout tasks: take ids, safe to run twice or concurrently, retries kept here
+(docs/architecture.md, Tasks and beat)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The staff desk for refund cases and their evidence (SPEC §1).
+"""The staff desk for refund cases and their evidence (docs/rules.md, Who uses it).
 
 Cases move only through the services and the sweeps: staff are not a party of a case, so the
 change page is read-only (state, money, deadlines), with the audit trail, the message thread and

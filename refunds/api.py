@@ -1,4 +1,5 @@
-"""Refunds JSON API (SPEC §10): input serializer → service → output serializer, nothing more.
+"""Refunds JSON API (docs/api.md, Refund cases): input serializer → service → output serializer,
+nothing more.
 
 Every case is fetched through `refunds.selectors` with the viewer, so a case the viewer may not
 see is a 404. A party calling the other party's action is a 403 before its body is even read;
@@ -73,7 +74,7 @@ def _detail(request: Request, public_id: Any) -> dict[str, Any]:
 
 
 def _items(order: Order, requested: list[dict[str, Any]]) -> list[services.ItemRequest]:
-    """Lines are named by SKU (the API never shows database ids, SPEC §10)."""
+    """Lines are named by SKU (the API never shows database ids; docs/api.md, Conventions)."""
     by_sku: dict[str, list[int]] = {}
     for line in order.items.all():
         by_sku.setdefault(line.sku, []).append(line.pk)
@@ -145,7 +146,7 @@ class RefundListCreateApi(GenericAPIView):
         request=RefundFileIn,
         responses={201: RefundOut, **error_responses(400, 401, 403, 404, 409, 429)},
         summary="File a refund request on one of the buyer's orders",
-        description="Each reason has its window (SPEC §4): outside it, `window_closed` names the "
+        description="Reasons have windows (docs/rules.md): outside one, `window_closed` names the "
         "deadline and `window_not_open` names when it opens. `amount_exceeds_refundable` when "
         "more than the order can still refund; `duplicate` (409) while a case is open.",
     )

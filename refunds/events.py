@@ -10,7 +10,8 @@ from orders.models import Event, User
 
 from .models import Evidence, RefundCase
 
-# kind -> who must act or is affected (SPEC §8). Sweeps write the same kinds in bulk.
+# kind -> who must act or is affected (docs/rules.md, Notifications). Sweeps write the same kinds in
+# bulk.
 NOTIFY: dict[str, tuple[str, ...]] = {
     "refund.requested": ("seller",),
     "refund.accepted": ("buyer",),
@@ -112,7 +113,8 @@ def event_case(**fields: Any) -> Event:
 def event_evidence_added(
     *, case: RefundCase, evidence: Evidence, actor: User, actor_role: str
 ) -> Event:
-    """Not a transition: the case keeps its state; the other party is told (SPEC §7, §8)."""
+    """Not a transition: the case keeps its state; the other party is told (docs/rules.md, Evidence
+    files; Notifications)."""
     return event_record(
         order=case.order,
         kind="evidence.added",

@@ -1,4 +1,5 @@
-"""Evidence files (SPEC §7): the one service that accepts them and the one view that serves them.
+"""Evidence files (docs/rules.md, Evidence files): the one service that accepts them and the one
+view that serves them.
 
 A file is judged by its content (magic bytes through `filetype`, images re-read by Pillow), never
 by its name or the content type the client claims. It is stored under a random name by the

@@ -1,4 +1,5 @@
-"""Refund cases: the state machine of SPEC §4, evidence files of §7."""
+"""Refund cases: the state machine of docs/rules.md (Case transitions), evidence files of
+docs/rules.md (Evidence files)."""
 
 from __future__ import annotations
 
@@ -105,7 +106,8 @@ class RefundCase(FSMModelMixin, TimeStamped):
     closed_reason = models.CharField(max_length=20, choices=ClosedReason.choices, blank=True)
     reject_reason = models.TextField(max_length=2000, blank=True)
 
-    # Deadlines, stored when their state is entered (STYLE §2); null where they do not apply.
+    # Deadlines, stored when their state is entered (docs/architecture.md, Where time lives); null
+    # where they do not apply.
     respond_by = models.DateTimeField()
     respond_reminded_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
@@ -147,12 +149,14 @@ class RefundCase(FSMModelMixin, TimeStamped):
                 | Q(approved_amount__isnull=False, refunded_amount__lte=F("approved_amount")),
                 name="case_refund_within_approved",
             ),
-            # At most one open case per order (SPEC §4), held by the database under concurrency.
+            # At most one open case per order (docs/rules.md, Filing a request), held by the
+            # database under concurrency.
             models.UniqueConstraint(
                 fields=["order"], condition=Q(state__in=OPEN_STATES), name="one_open_case_per_order"
             ),
         ]
-        # Partial indexes: each periodic scan reads only the rows in its state (STYLE §6).
+        # Partial indexes: each periodic scan reads only the rows in its state
+        # (docs/architecture.md, The sweep engine).
         indexes = [
             models.Index(
                 fields=["respond_by"], name="case_requested_due_idx", condition=Q(state="requested")

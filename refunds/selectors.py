@@ -1,4 +1,5 @@
-"""Reads of the refunds app. Every case a user asks for is fetched with the user (STYLE §8).
+"""Reads of the refunds app. Every case a user asks for is fetched with the user
+(docs/architecture.md, Permissions).
 
 A case the user may not see is simply not found (404): the buyer sees the cases on their
 orders, the seller the cases on their shop's orders, staff every case.
@@ -46,8 +47,9 @@ def _items() -> Prefetch:
 
 
 def _thread_size() -> Coalesce:
-    """The size of the case's order thread (the case thread is the order's, SPEC §2), counted
-    in the case's own query: a list costs the same with 1 or 30 messages."""
+    """The size of the case's order thread (the case thread is the order's; docs/rules.md, Messages
+    and the invoice), counted in the case's own query: a list costs the same with 1 or 30
+    messages."""
     sizes = (
         Message.objects.filter(order=OuterRef("order"))
         .order_by()
@@ -160,7 +162,7 @@ def refund_timelines(*, cases: list[RefundCase]) -> dict[uuid.UUID, list[Event]]
 
 def refund_messages(*, case: RefundCase) -> QuerySet[Message]:
     """The order's thread, oldest first, each message with its author: it started before the
-    case and carries on in it (SPEC §2)."""
+    case and carries on in it (docs/rules.md, Orders)."""
     return Message.objects.filter(order_id=case.order_id).select_related("author")
 
 
@@ -187,7 +189,8 @@ def evidence_get_for_user(*, user: Any, evidence_id: Any) -> Evidence:
 
 
 def refund_filing_options(*, order: Order, user: User, now: datetime) -> list[dict[str, Any]]:
-    """Each reason's filing window as step 2 of the form explains it (SPEC §4).
+    """Each reason's filing window as step 2 of the form explains it (docs/rules.md, Filing a
+    request).
 
     `state` is open, not_open or closed; `message` names the date in the marketplace time zone
     and the viewer's own.
@@ -242,7 +245,7 @@ def refund_filing_open_until(*, order: Order, now: datetime) -> datetime | None:
     return latest
 
 
-# Reasons that share a filing window (SPEC §4) need it computed once.
+# Reasons that share a filing window (docs/rules.md, Filing a request) need it computed once.
 _ONE_REASON_PER_WINDOW = tuple(
     {windows.filing_window_kind(reason.value): reason.value for reason in Reason}.values()
 )

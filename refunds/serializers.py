@@ -1,4 +1,5 @@
-"""Input and output shapes of the refunds API (SPEC §10); no business rules live here.
+"""Input and output shapes of the refunds API (docs/api.md, Refund cases); no business rules live
+here.
 
 Amounts leave as strings with exactly the currency's decimals, instants as ISO 8601 in UTC
 ("…Z"). Output serializers read only what the selectors already loaded: a page of cases costs
@@ -165,7 +166,7 @@ def timeline_out(events: list[Event], case: RefundCase) -> list[dict[str, Any]]:
 
 
 class RefundOut(serializers.Serializer):
-    """A case as SPEC §10 lists it.
+    """A case as docs/api.md (Refund cases) lists it.
 
     Deadlines are the stored ones: each is set when its step begins and is null for a step the
     case never reached (no `return_by` without a return, no `dispute_by` unless it closed

@@ -1,4 +1,5 @@
-"""Refund case services: one row-locked service per user action (STYLE §3).
+"""Refund case services: one row-locked service per user action (docs/architecture.md, Services and
+selectors).
 
 Each service locks the order, then the case (always in that order), checks who may act and
 whether the running deadline still allows it, applies the django-fsm transition, saves, writes
@@ -424,7 +425,8 @@ def refund_ship_return(
 
 
 def refund_message_post(*, case: RefundCase, author: User, body: str) -> Message:
-    """The case thread is the order's thread (SPEC §2): it carries on, and feeds any dispute."""
+    """The case thread is the order's thread (docs/rules.md, Messages and the invoice): it carries
+    on, and feeds any dispute."""
     if case.state == State.ESCALATED:
         raise InvalidTransition("A dispute is open: write on the dispute instead.")
     return message_post_on_order(order=case.order, author=author, body=body, case_id=case.public_id)

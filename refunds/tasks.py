@@ -1,4 +1,4 @@
-"""Refund tasks: ids in, idempotent, retries here (STYLE §5)."""
+"""Refund tasks: ids in, idempotent, retries here (docs/architecture.md, Tasks and beat)."""
 
 from __future__ import annotations
 

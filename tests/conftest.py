@@ -1,4 +1,4 @@
-"""Personas and shared fixtures (STYLE §10).
+"""Personas and shared fixtures (docs/architecture.md, Tests).
 
 Personas live in time zones other than the marketplace's (Berlin has daylight saving), so a
 deadline computed or shown in the wrong zone shows up as a failing test.

@@ -1,4 +1,4 @@
-"""One error envelope for every API error, DRF's own included (SPEC §10)."""
+"""One error envelope for every API error, DRF's own included (docs/api.md, Errors)."""
 
 from __future__ import annotations
 

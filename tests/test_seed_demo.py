@@ -1,4 +1,5 @@
-"""`manage.py seed_demo` (SPEC §11): every state, printed logins, safe to run again, SQLite too."""
+"""`manage.py seed_demo` (docs/architecture.md, Operations): every state, printed logins, safe to
+run again, SQLite too."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Settings come from the environment and refuse malformed or unsafe values (SPEC §11).
+"""Settings come from the environment and refuse malformed or unsafe values (docs/architecture.md,
+Operations).
 
 Each case starts a fresh interpreter, because settings are read once at import.
 """

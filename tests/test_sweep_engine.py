@@ -48,7 +48,7 @@ def _sweeps(now: datetime) -> dict[str, Sweep]:
 
 # --- data -------------------------------------------------------------------------------------
 
-# Orders paid in every way a label is printed for (SPEC §2: "Visa ••4242").
+# Orders paid in every way a label is printed for (docs/rules.md, Orders: "Visa ••4242").
 PAYMENTS = [
     {"payment_method": "card", "card_brand": "Visa", "card_last4": "4242"},
     {"payment_method": "card", "card_brand": "", "card_last4": "0005"},

@@ -1,7 +1,8 @@
 """Forms of the order pages, and the form plumbing every page of the portal shares.
 
 Forms check the shape of what was typed; the rules live in the services. A `DomainError` from a
-service becomes form errors next to the fields it names (STYLE §7) with `apply_domain_error`.
+service becomes form errors next to the fields it names (docs/architecture.md, Errors) with
+`apply_domain_error`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Forms of the dispute pages (SPEC §6): what the marketplace's own dispute form asks."""
+"""Forms of the dispute pages (docs/rules.md, Disputes): what the marketplace's own dispute form
+asks."""
 
 from __future__ import annotations
 

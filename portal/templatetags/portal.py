@@ -1,9 +1,9 @@
 """Template helpers of the portal pages: money, deadlines in both zones, live countdowns.
 
-Every deadline a page shows reads the same way (SPEC §3): a countdown the browser keeps live
-from its `data-deadline` attribute, and the exact instant in the marketplace time zone and in
-the viewer's own (the zone `portal.middleware` activated for this request). None of these
-helpers touches the database.
+Every deadline a page shows reads the same way (docs/rules.md, Marketplace time zone): a countdown
+the browser keeps live from its `data-deadline` attribute, and the exact instant in the marketplace
+time zone and in the viewer's own (the zone `portal.middleware` activated for this request). None of
+these helpers touches the database.
 """
 
 from __future__ import annotations

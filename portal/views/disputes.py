@@ -72,7 +72,8 @@ def _why_not(case: RefundCase, now: Any) -> str:
 @require_http_methods(["GET", "POST"])
 @throttle_post("dispute_filing")
 def dispute_new(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
-    """The dispute form of SPEC §6; the files are attached right after the dispute opens."""
+    """The dispute form of docs/rules.md (Disputes); the files are attached right after the dispute
+    opens."""
     user = _user(request)
     # The case with its dispute joined (one query): `existing` and `_why_not` read it.
     case = refund_case_read(user=user, public_id=case_id)

@@ -80,7 +80,8 @@ def _owned_shop(user: User, slug: str | None) -> Shop:
 @login_required
 @require_http_methods(["GET", "POST"])
 def seller_policy(request: HttpRequest) -> HttpResponse:
-    """The shop's change-of-mind return window (SPEC §3: 15 minutes … 30 days)."""
+    """The shop's change-of-mind return window (docs/rules.md, Seller return policy: 15 minutes … 30
+    days)."""
     shop = _owned_shop(request.user, request.GET.get("shop") or request.POST.get("shop"))  # type: ignore[arg-type]
     if request.method == "POST":
         form = ReturnPolicyForm(request.POST)
@@ -120,7 +121,8 @@ def seller_policy(request: HttpRequest) -> HttpResponse:
 
 
 def seller_public(request: HttpRequest, slug: str) -> HttpResponse:
-    """Public reputation page (SPEC §9): anyone, signed in or not, may look a seller up."""
+    """Public reputation page (docs/rules.md, Seller reputation): anyone, signed in or not, may look
+    a seller up."""
     shop = get_object_or_404(Shop.objects.select_related("owner"), slug=slug)
     return render_page(
         request, "sellers/reputation.html", {"shop": shop, "rep": seller_reputation(shop=shop)}

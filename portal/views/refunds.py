@@ -301,7 +301,8 @@ def order_cancel_oos(request: HttpRequest, number: str) -> HttpResponse:
 @login_required
 @require_GET
 def order_invoice(request: HttpRequest, number: str) -> HttpResponse:
-    """Printable invoice, with every return number (RMA) issued for the order (SPEC §2)."""
+    """Printable invoice, with every return number (RMA) issued for the order (docs/rules.md,
+    Messages and the invoice)."""
     order = _order_for(request, number)
     returns = list(
         RefundCase.objects.filter(order=order, rma_issued_at__isnull=False).order_by(

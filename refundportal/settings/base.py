@@ -114,7 +114,7 @@ FAKE_GATEWAY_MODE = env("FAKE_GATEWAY_MODE", default="succeed")
 if FAKE_GATEWAY_MODE not in {"succeed", "fail", "pending", "timeout"}:
     raise ImproperlyConfigured(f"FAKE_GATEWAY_MODE={FAKE_GATEWAY_MODE!r} is unknown")
 
-# Every window of SPEC §3, one place; orders/windows.py is the only reader.
+# Every window of docs/rules.md (Windows), one place; orders/windows.py is the only reader.
 REFUND_WINDOWS = {
     "instant_cancel": timedelta(hours=24),
     "change_of_mind_days": 7,
@@ -262,7 +262,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "RefundPortal API",
-    "DESCRIPTION": "Refunds, returns and disputes for marketplaces (SPEC §10).",
+    "DESCRIPTION": "Refunds, returns and disputes for marketplaces (docs/api.md).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,

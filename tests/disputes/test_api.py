@@ -1,4 +1,4 @@
-"""The disputes JSON API (SPEC §10): shapes, who may see and do what, error codes."""
+"""The disputes JSON API (docs/api.md, Disputes): shapes, who may see and do what, error codes."""
 
 from __future__ import annotations
 

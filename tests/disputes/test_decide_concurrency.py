@@ -1,4 +1,5 @@
-"""A buyer-wins decision submitted twice at once pays exactly once (SPEC §5, §6).
+"""A buyer-wins decision submitted twice at once pays exactly once (docs/rules.md, Paid exactly
+once; Deciding a dispute).
 
 Real threads on PostgreSQL: each request locks order → case → dispute, so the second sees the
 dispute decided and is refused; "paid once" is judged by the fake gateway's own ledger.

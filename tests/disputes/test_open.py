@@ -1,4 +1,5 @@
-"""Opening a dispute (SPEC §6): who, on which cases, inside which window, once per case."""
+"""Opening a dispute (docs/rules.md, Disputes): who, on which cases, inside which window, once per
+case."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The decision SLA in business days of the marketplace calendar (SPEC §3), stored at opening."""
+"""The decision SLA in business days of the marketplace calendar (docs/rules.md, Dispute decision),
+stored at opening."""
 
 from __future__ import annotations
 

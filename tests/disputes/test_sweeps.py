@@ -1,4 +1,5 @@
-"""SLA flags of disputes (SPEC §3): set once by the sweep, however often or concurrently it runs."""
+"""SLA flags of disputes (docs/rules.md, Dispute decision): set once by the sweep, however often or
+concurrently it runs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The dispute state machine through its services (SPEC §6): one test per rule."""
+"""The dispute state machine through its services (docs/rules.md, Dispute states): one test per
+rule."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Sent once, retried on failure, recorded, and never in the way of the transition (SPEC §8)."""
+"""Sent once, retried on failure, recorded, and never in the way of the transition (docs/rules.md,
+Notifications)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Every kind of notice: who receives it, with its own template, the deadline in both zones and
-the link (SPEC §8). Payloads are the catalogue's samples, written through `event_record` as the
-domain services write them; `test_flows.py` drives the real services."""
+the link (docs/rules.md, Notifications). Payloads are the catalogue's samples, written through
+`event_record` as the domain services write them; `test_flows.py` drives the real services."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The real transitions, reminders and sweeps each tell the right people (SPEC §8), with the
-deadline in the marketplace zone and the reader's own, and a link to act on.
+"""The real transitions, reminders and sweeps each tell the right people (docs/rules.md,
+Notifications), with the deadline in the marketplace zone and the reader's own, and a link to act
+on.
 
 Personas: the buyer lives in Europe/Berlin, the seller in America/Los_Angeles, staff in the
 marketplace zone (Asia/Shanghai); staff alerts also go to the ops address."""

@@ -1,4 +1,5 @@
-"""The staff desk (SPEC §1, §5): read-only money and audit trail, payout actions, fixed queries."""
+"""The staff desk (docs/rules.md, Who uses it; Payouts): read-only money and audit trail, payout
+actions, fixed queries."""
 
 from __future__ import annotations
 

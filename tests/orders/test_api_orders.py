@@ -1,4 +1,5 @@
-"""Orders API (SPEC §2, §10): ingestion, shipping events, list/detail, cancellation, messages."""
+"""Orders API (docs/rules.md, Orders; docs/api.md, Orders): ingestion, shipping events, list/detail,
+cancellation, messages."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Order services (SPEC §2, §3, §5): ingestion, cancellation, the refund cap under concurrency."""
+"""Order services (docs/rules.md, Orders; Windows; Refund cap): ingestion, cancellation, the refund
+cap under concurrency."""
 
 from __future__ import annotations
 

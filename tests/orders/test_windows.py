@@ -1,4 +1,5 @@
-"""Windows and deadlines (SPEC §3, §4), checked at their edges in the marketplace time zone.
+"""Windows and deadlines (docs/rules.md, Windows; Filing a request), checked at their edges in the
+marketplace time zone.
 
 Pure functions: every test passes the instant explicitly, no database, no clock.
 """
@@ -49,7 +50,7 @@ CLOSES: tuple[WindowState, ...] = ("open", "open", "open", "closed", "closed")
 
 @pytest.fixture(autouse=True)
 def china_marketplace() -> Iterator[None]:
-    # Independent of the project's settings: the spec's default marketplace, default windows.
+    # Independent of the project's settings: the documented default marketplace, default windows.
     with override_settings(
         MARKETPLACE_TIME_ZONE="Asia/Shanghai", MARKETPLACE_HOLIDAY_COUNTRY="CN", REFUND_WINDOWS={}
     ):
@@ -480,7 +481,7 @@ def test_holiday_country_setting_is_read_at_call_time() -> None:
 def test_refund_windows_override_keeps_the_other_defaults() -> None:
     # given only the change-of-mind days overridden
     with override_settings(REFUND_WINDOWS={"change_of_mind_days": 3}):
-        # then that window changes and the others keep the spec's defaults
+        # then that window changes and the others keep the documented defaults
         assert windows.window("change_of_mind_days") == 3
         assert windows.window("seller_response") == timedelta(hours=48)
         window = windows.change_of_mind_window(
@@ -544,7 +545,7 @@ def test_return_policy_outside_bounds_is_refused(value: timedelta) -> None:
 
 
 def test_format_both_shows_marketplace_and_viewer_time() -> None:
-    # given the spec example's deadline and a viewer in Berlin (CET in November)
+    # given the documented example's deadline and a viewer in Berlin (CET in November)
     deadline = cn_end_of_day(2026, 11, 8)
 
     # then both are shown

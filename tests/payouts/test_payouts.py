@@ -1,4 +1,5 @@
-"""Payouts (SPEC §5): paid once, judged by the fake gateway's own ledger (`GatewayRefund`)."""
+"""Payouts (docs/rules.md, Paid exactly once): paid once, judged by the fake gateway's own ledger
+(`GatewayRefund`)."""
 
 from __future__ import annotations
 
@@ -118,7 +119,8 @@ def test_a_declined_refund_fails_with_a_reason_and_a_retry_pays_once(
     assert event.note == payout.failure_reason
     assert event.payload["notify"] == {"staff": True}
     assert not GatewayRefund.objects.exists()
-    # a failed payout still holds its reservation (it is awaiting retry, SPEC §2)
+    # a failed payout still holds its reservation (it is awaiting retry; docs/rules.md, What is left
+    # to refund)
     assert refundable(order) == Decimal("0.00")
 
     # when the gateway recovers and staff retry

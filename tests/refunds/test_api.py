@@ -1,4 +1,5 @@
-"""The case contract of SPEC §10: fields, money as strings, instants in UTC, nulls, schema."""
+"""The case contract of docs/api.md (Refund cases): fields, money as strings, instants in UTC,
+nulls, schema."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Races with real threads on PostgreSQL (STYLE §10): each case moves once and pays once.
+"""Races with real threads on PostgreSQL (docs/architecture.md, Tests): each case moves once and
+pays once.
 
 `transactional_db`: every thread commits for real, so the payouts queued with on_commit run
 (eagerly) and the fake gateway's ledger says how often money actually left.

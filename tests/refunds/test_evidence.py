@@ -1,5 +1,5 @@
-"""Evidence files (SPEC §7): judged by content, capped, stored under random names, served only
-to the buyer, the seller and staff of the case."""
+"""Evidence files (docs/rules.md, Evidence files): judged by content, capped, stored under random
+names, served only to the buyer, the seller and staff of the case."""
 
 from __future__ import annotations
 

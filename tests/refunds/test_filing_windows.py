@@ -1,4 +1,5 @@
-"""Each reason's filing window (SPEC §3, §4), one second either side of its edges, through the API.
+"""Each reason's filing window (docs/rules.md, Windows; Filing a request), one second either side of
+its edges, through the API.
 
 Deadlines are calendar days in the marketplace zone (Asia/Shanghai) unless they are exact
 durations (the seller's return policy, not_received's 30-day fallback). The buyer persona lives
@@ -52,7 +53,7 @@ def assert_refused(response, code, *names):
 
 @pytest.mark.parametrize("reason", ["changed_mind", "other"])
 def test_change_of_mind_open_until_end_of_seventh_day_china_time(api, buyer, seller, reason):
-    # given an undelivered order placed 1 Nov 20:00 China time (the spec's example)
+    # given an undelivered order placed 1 Nov 20:00 China time (the documented example)
     order = OrderFactory(
         buyer=buyer,
         shop=seller.shops.get(),

@@ -1,4 +1,5 @@
-"""The case thread is the order's thread (SPEC §2, §4): the parties write, staff read."""
+"""The case thread is the order's thread (docs/rules.md, Messages and the invoice; Refund cases):
+the parties write, staff read."""
 
 from __future__ import annotations
 

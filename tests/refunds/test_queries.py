@@ -1,5 +1,5 @@
 """Query budgets: a case with 30 messages costs what a case with 1 does, and 3N cases what N do
-(STYLE §10), for the API list and detail and the admin list and change page."""
+(docs/architecture.md, Tests), for the API list and detail and the admin list and change page."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""System transitions (SPEC §3): each deadline moves its case once, and the next clock starts at
-the deadline, not when the sweep happened to run."""
+"""System transitions (docs/rules.md, A passed deadline is final): each deadline moves its case
+once, and the next clock starts at the deadline, not when the sweep happened to run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Every case action through the API: who may, in which state, until which deadline (SPEC §4).
+"""Every case action through the API: who may, in which state, until which deadline (docs/rules.md,
+Refund cases).
 
 One test per forbidden transition. A refused action answers 409 `invalid_transition` (403
 `permission_denied` for the other party's action, 404 for a stranger) and changes nothing.

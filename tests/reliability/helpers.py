@@ -62,7 +62,8 @@ def raise_unexpected(outcomes: Sequence[Outcome]) -> None:
 
 
 def assert_paid_at_most_total(order: Order) -> None:
-    """The refund cap (SPEC §5), checked on our rows and on the gateway's own ledger."""
+    """The refund cap (docs/rules.md, Refund cap), checked on our rows and on the gateway's own
+    ledger."""
     order = Order.objects.get(pk=order.pk)
     live = Payout.objects.filter(order=order).exclude(status=PayoutStatus.CANCELLED)
     paid = live.aggregate(s=Sum("amount"))["s"] or Decimal(0)

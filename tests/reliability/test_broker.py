@@ -1,9 +1,10 @@
 """Against a REAL broker and a REAL worker: Redis goes away, a worker is killed mid-payout.
 
-Each test starts its own `redis-server` on a free port (never the shared one on 6379, SPEC §11)
-and its own `celery -A refundportal worker --pool=solo` subprocesses, pointed at the test
-database (`transactional_db`: what the test commits, the worker sees, and the other way round),
-and stops them itself. Every wait has a timeout; the worker's log is shown when one runs out.
+Each test starts its own `redis-server` on a free port (never the shared one on 6379;
+docs/architecture.md, Tests) and its own `celery -A refundportal worker --pool=solo` subprocesses,
+pointed at the test database (`transactional_db`: what the test commits, the worker sees, and the
+other way round), and stops them itself. Every wait has a timeout; the worker's log is shown when
+one runs out.
 """
 
 from __future__ import annotations

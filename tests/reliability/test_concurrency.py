@@ -1,4 +1,5 @@
-"""Nothing is paid twice under real concurrency (SPEC §5): fifty requests at once, PostgreSQL.
+"""Nothing is paid twice under real concurrency (docs/rules.md, Paid exactly once): fifty requests
+at once, PostgreSQL.
 
 Every scenario releases fifty threads at the same instant (a barrier) against one case, offer,
 dispute or order, through the JSON API as the parties would, and is repeated `ROUNDS` times on

@@ -2,9 +2,9 @@
 
 A broker redelivers (acks_late after a lost worker, a Redis visibility timeout), beat and the
 re-dispatchers queue the same work again: each task must be safe to run twice or concurrently
-(STYLE §5). The task list is read from the Celery app, so a new task without a scenario here
-fails `test_every_task_has_a_duplicate_delivery_scenario`; the settings test at the end then
-allows acks_late / reject_on_worker_lost only on the tasks proven idempotent here.
+(docs/architecture.md, Tasks and beat). The task list is read from the Celery app, so a new task
+without a scenario here fails `test_every_task_has_a_duplicate_delivery_scenario`; the settings test
+at the end then allows acks_late / reject_on_worker_lost only on the tasks proven idempotent here.
 
 Each scenario prepares work that is due but not yet done (the on-commit queueing is held back
 while it is prepared, as if its message were still in flight), runs the task, and compares a
@@ -55,7 +55,7 @@ from tests.refunds.factories import file_refund
 from .helpers import assert_paid_at_most_total, raise_unexpected, run_together
 
 OUR_MODULES = ("orders.", "payouts.", "refunds.", "disputes.", "notifications.", "refundportal.")
-# SPEC §11: no task countdown is longer than 5 minutes.
+# docs/architecture.md (Tasks and beat): no task countdown is longer than 5 minutes.
 MAX_COUNTDOWN = 300
 BASE_DIR = Path(settings.BASE_DIR)
 
@@ -422,7 +422,7 @@ def test_every_task_has_a_time_limit_and_bounded_retries():
         assert task.default_retry_delay <= MAX_COUNTDOWN, name
     for where, bound in _countdown_bounds():
         assert bound is not None and bound <= MAX_COUNTDOWN, (
-            f"{where}: a countdown must be provably ≤ {MAX_COUNTDOWN} s (SPEC §11)"
+            f"{where}: a countdown must be provably ≤ {MAX_COUNTDOWN} s (docs/architecture.md)"
         )
 
 
@@ -453,7 +453,8 @@ def test_one_beat_schedule_of_registered_idempotent_tasks():
     assert len(names) == len(set(names)), f"a task is scheduled twice: {names}"
     for name in names:
         assert name in SCENARIOS, f"beat runs {name}, which is not proven idempotent"
-    # All beat schedules in one place (STYLE §5): nothing registers periodic tasks in code.
+    # All beat schedules in one place (docs/architecture.md, Tasks and beat): nothing registers
+    # periodic tasks in code.
     for folder in ("orders", "payouts", "refunds", "disputes", "notifications", "refundportal"):
         for path in (BASE_DIR / folder).rglob("*.py"):
             text = path.read_text()

@@ -1,10 +1,10 @@
 """Faults in what the portal depends on: the gateway errs, times out or answers "pending", and
 the broker (Redis) is unreachable while cases move. Nothing is lost, nothing is paid twice.
 
-The gateway faults come from the fake gateway (SPEC §5): `settings.FAKE_GATEWAY_MODE`, or a
-marker in the order's payment reference (`fail-`, `pending-`, `timeout-`). The broker outage
-here is in-process (eager off, the broker URL pointed at a closed port); the same story against
-a real `redis-server` and a real worker is in `test_broker.py`.
+The gateway faults come from the fake gateway (docs/rules.md, Payouts):
+`settings.FAKE_GATEWAY_MODE`, or a marker in the order's payment reference (`fail-`, `pending-`,
+`timeout-`). The broker outage here is in-process (eager off, the broker URL pointed at a closed
+port); the same story against a real `redis-server` and a real worker is in `test_broker.py`.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def test_a_declined_refund_holds_its_reservation_and_is_paid_once_when_retried(
     case = accepted("ch_decline_then_ok")
 
     # then the payout failed with the gateway's reason, the money is still reserved for it
-    # (SPEC §2), the case waits, staff are told, and nothing was refunded
+    # (docs/rules.md, What is left to refund), the case waits, staff are told, and nothing was
+    # refunded
     payout = payout_of(case)
     assert (payout.status, payout.attempts) == (PayoutStatus.FAILED, 1)
     assert "card_declined" in payout.failure_reason

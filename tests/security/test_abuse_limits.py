@@ -1,5 +1,5 @@
 """Abuse limits: per-user throttles on filing, messages and uploads (429 `rate_limited` in the
-error envelope, SPEC §10), and login lockout after repeated failures (django-axes)."""
+error envelope; docs/api.md, Errors), and login lockout after repeated failures (django-axes)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The routes are walked from `django.urls.get_resolver()`; each must have an entry
 `PAGES` below (a new endpoint without one fails `test_every_route_has_an_expectation`), and an
 API entry must name exactly the methods its view implements. Each cell is one request, made in
 a savepoint that is rolled back afterwards, so every persona meets the objects in the state the
-entry was written for. The rules (SPEC §10, STYLE §8):
+entry was written for. The rules (docs/api.md, Conventions; docs/architecture.md, Permissions):
 
 * an object the persona may not see (another buyer's or seller's) answers 404;
 * an object the persona sees, but an action that is not theirs, answers 403;
@@ -179,7 +179,8 @@ API: dict[str, dict[str, Cell]] = {
     },
     "api:refund-evidence": {
         "get": Cell("case", api_read()),
-        # Staff may add files to a case too (SPEC §7: buyer, seller and staff).
+        # Staff may add files to a case too (docs/rules.md, Evidence files: buyer, seller and
+        # staff).
         "post": Cell("case", api_both_parties(staff=201), body=png, multipart=True),
     },
     "api:dispute-list": {

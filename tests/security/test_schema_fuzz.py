@@ -3,8 +3,9 @@
 For each operation in `/api/schema/`, schemathesis generates requests both valid per the schema
 (positive, on real objects) and invalid (negative, any path values); each is sent as one of the
 personas, authenticated with a token. Whatever arrives, the API answers below 500, and every
-error is the spec's envelope `{"error": {"code", "message", ...}}` (SPEC §10). Generation is
-derandomized and bounded (`EXAMPLES` per operation), so the suite takes the same time each run.
+error is the documented envelope `{"error": {"code", "message", ...}}` (docs/api.md, Errors).
+Generation is derandomized and bounded (`EXAMPLES` per operation), so the suite takes the same time
+each run.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def world(buyer, other_buyer, seller, other_seller, staff, marketplace) -> World
 
 
 def envelope_problem(response: Any) -> str | None:
-    """Why an error response is not the spec's envelope (None when it is)."""
+    """Why an error response is not the documented envelope (None when it is)."""
     try:
         body = response.json()
     except ValueError:

@@ -1,6 +1,6 @@
 """Hostile uploads through every way in (API and pages, case and dispute) get a clear refusal,
-and nothing of them is stored (SPEC §7): wrong magic bytes, oversize, huge dimensions,
-path-traversal names, one file too many."""
+and nothing of them is stored (docs/rules.md, Evidence files): wrong magic bytes, oversize, huge
+dimensions, path-traversal names, one file too many."""
 
 from __future__ import annotations
 

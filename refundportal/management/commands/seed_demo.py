@@ -1,4 +1,5 @@
-"""`manage.py seed_demo`: a demo marketplace with something in every state (SPEC §11).
+"""`manage.py seed_demo`: a demo marketplace with something in every state (docs/architecture.md,
+Operations).
 
 Everything is made through the services, at explicit instants in the past (`now=`), so every
 row is one the product could have made and every deadline is where the windows put it; one

@@ -337,7 +337,7 @@ def all_sweeps(now: Any) -> list[Any]:
 def explain_claims(now: Any) -> list[dict[str, Any]]:
     from django.db import connection
 
-    from orders.sweeps import claim_sql
+    from kernel.sweeps import claim_sql
 
     rows = []
     for sweep in all_sweeps(now):
@@ -372,7 +372,7 @@ def batch_statements(scenario: str, now: Any) -> list[str]:
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
-    from orders.sweeps import run_sweep
+    from kernel.sweeps import run_sweep
     from refunds.sweeps import transition_sweeps
 
     sweep = next(s for s in transition_sweeps() if s.name == SCENARIOS[scenario]["sweep"])

@@ -27,11 +27,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from orders import windows
+from kernel import windows
+from kernel.errors import DomainError
+from kernel.money import format_money
 from orders.admin import ReadOnlyAdmin
-from orders.errors import DomainError
 from orders.models import Order, User
-from orders.money import format_money
 from refunds.models import Evidence
 
 from . import services

@@ -21,7 +21,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders.api import (
+from api.throttling import PostRateThrottle
+from api.toolkit import (
     AmountInField,
     ExactJSONParser,
     StrictSerializer,
@@ -31,10 +32,9 @@ from orders.api import (
     validated,
     viewer,
 )
-from orders.errors import ValidationFailed
+from kernel.errors import ValidationFailed
+from kernel.money import format_optional_amount
 from orders.models import Message
-from orders.money import format_optional_amount
-from orders.throttling import PostRateThrottle
 from refunds.evidence import EVIDENCE_KINDS
 from refunds.models import Evidence
 from refunds.selectors import refund_case_read

@@ -20,15 +20,15 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orders import windows
-from orders.errors import (
+from kernel import windows
+from kernel.errors import (
     AmountExceedsRefundable,
     Duplicate,
     NotAllowed,
     ValidationFailed,
 )
+from kernel.money import format_money, parse_amount_field
 from orders.models import User
-from orders.money import format_money, parse_amount_field
 from refunds.models import Evidence, RefundCase
 from refunds.rules import refund_dispute_refusal
 from refunds.services import case_lock, refund_escalate, refund_resolve

@@ -13,7 +13,7 @@ from functools import partial
 
 from django.db.models import Q
 
-from orders.sweeps import Sweep, run_sweep
+from kernel.sweeps import Sweep, run_sweep
 
 from .events import DISPUTE_EVENT_READS, dispute_event
 from .models import UNDECIDED_STATES, Dispute

@@ -28,9 +28,9 @@ from django.template.loader import render_to_string, select_template
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from orders import windows
+from kernel import windows
+from kernel.money import format_money
 from orders.models import Event, User
-from orders.money import format_money
 
 from .catalog import AMOUNT_KEYS, DEADLINE_KEYS
 from .models import Notification, Role, Status

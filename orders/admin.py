@@ -18,8 +18,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from kernel.money import format_money
+
 from .models import Event, Message, Order, OrderItem, Shop, User
-from .money import format_money
 
 # --- accounts -----------------------------------------------------------------------------------
 

@@ -3,44 +3,51 @@ more.
 
 Every order is fetched through `orders.selectors` with the viewer, so an order the viewer may not
 see is a 404; whether an action is the viewer's is decided by the service (403). Errors leave
-through `orders.errors.api_exception_handler` in the one envelope of docs/api.md.
+through `api.errors.api_exception_handler` in the one envelope of docs/api.md.
 """
 
 from __future__ import annotations
 
-import codecs
-import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any, cast
+from datetime import datetime, timedelta
+from typing import Any
 
 import django_filters
-from django.conf import settings
 from django.db.models import QuerySet
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
-from rest_framework import exceptions, serializers, status
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from . import rules, services, windows
-from .errors import NotAllowed, ValidationFailed
-from .models import Message, Order, OrderStatus, PaymentMethod, User
-from .money import MoneyError, format_amount, is_currency, parse_amount
-from .permissions import IsStaffOrMarketplace
-from .selectors import order_get_for_user, order_list_for_user
-from .throttling import PostRateThrottle
+from api.permissions import IsStaffOrMarketplace
+from api.throttling import PostRateThrottle
+from api.toolkit import (
+    AmountInField,
+    AwareDateTimeField,
+    ExactJSONParser,
+    MoneyOutField,
+    StrictSerializer,
+    UTCDateTimeField,
+    error_responses,
+    iso_utc,
+    serializer_context,
+    validated,
+    viewer,
+)
+from kernel import windows
+from kernel.errors import NotAllowed
+from kernel.money import MoneyError, format_amount, is_currency, parse_amount
 
-NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
+from . import rules, services
+from .models import Message, Order, OrderStatus, PaymentMethod, User
+from .selectors import order_get_for_user, order_list_for_user
+
 # A marketplace clock a few minutes ahead is not an error; an order from the future is.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -48,160 +55,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 # --- parsing ------------------------------------------------------------------------------------
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-class ExactJSONParser(JSONParser):
-    """JSON whose fractional numbers become `Decimal` exactly as written, never a binary float.
-
-    `"total": 59.90` is read as Decimal("59.90") and `0.30000000000000004` stays that (and is then
-    refused as mis-scaled) instead of being rounded by a float on the way in (docs/rules.md, Money).
-    """
-
-    def parse(
-        self,
-        stream: Any,
-        media_type: str | None = None,
-        parser_context: Mapping[str, Any] | None = None,
-    ) -> Any:
-        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
-        try:
-            text = codecs.getreader(encoding)(stream).read()
-            return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
-        except ValueError as exc:
-            raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
-
-
-def _flat_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """Nested serializer errors as one level: `buyer.email`, `items[1].unit_price`."""
-    out: dict[str, list[str]] = {}
-
-    def add(key: str, messages: list[str]) -> None:
-        out.setdefault(key or NON_FIELD, []).extend(messages)
-
-    if isinstance(detail, Mapping):
-        for key, value in detail.items():
-            if key == NON_FIELD and prefix:
-                name = prefix
-            elif isinstance(key, int):  # a list's errors by index
-                name = f"{prefix}[{key}]"
-            else:
-                name = f"{prefix}.{key}" if prefix else str(key)
-            for k, v in _flat_errors(value, name).items():
-                add(k, v)
-    elif isinstance(detail, list):
-        if all(isinstance(item, str) for item in detail):
-            add(prefix, [str(item) for item in detail])
-        else:
-            for index, item in enumerate(detail):
-                if item:
-                    for k, v in _flat_errors(item, f"{prefix}[{index}]").items():
-                        add(k, v)
-    else:
-        add(prefix, [str(detail)])
-    return out
-
-
-def _summary(fields: dict[str, list[str]]) -> str:
-    return "; ".join(f"{name}: {messages[0]}" for name, messages in fields.items())
-
-
-def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data)
-    if not serializer.is_valid():
-        fields = _flat_errors(serializer.errors)
-        raise ValidationFailed(_summary(fields) or "Invalid input.", fields=fields)
-    return dict(serializer.validated_data)
-
-
-def _iso(instant: datetime | None) -> str | None:
-    if instant is None:
-        return None
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 # --- fields -------------------------------------------------------------------------------------
-
-
-@extend_schema_field({"type": "string", "format": "decimal", "example": "59.90"})
-class AmountInField(serializers.Field):
-    """A string (or an exact JSON number); its scale is checked against the order's currency
-    in the serializer's `validate`, where the currency is known."""
-
-    default_error_messages = {
-        "invalid": 'Send the amount as a string in the currency\'s minor unit, e.g. "59.90".',
-    }
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, bool) or not isinstance(data, str | int | Decimal):
-            self.fail("invalid")
-        return data
-
-    def to_representation(self, value: Any) -> Any:  # pragma: no cover - input only
-        return str(value)
-
-
-class AwareDateTimeField(serializers.DateTimeField):
-    """ISO 8601 with an offset; a naive time would be read in a guessed zone, so it is refused."""
-
-    default_error_messages = {
-        **serializers.DateTimeField.default_error_messages,
-        "invalid": "Use ISO 8601, e.g. 2026-03-01T23:30:00+08:00.",
-        "naive": "Include a time zone offset, e.g. 2026-03-01T23:30:00+08:00 or …Z.",
-    }
-
-    def to_internal_value(self, value: Any) -> datetime:
-        if not isinstance(value, str):
-            self.fail("invalid")
-        try:
-            parsed = parse_datetime(value.strip())
-        except ValueError:
-            parsed = None
-        if parsed is None:
-            self.fail("invalid")
-        if timezone.is_naive(parsed):
-            self.fail("naive")
-        return parsed.astimezone(UTC)
-
-
-class UTCDateTimeField(serializers.DateTimeField):
-    """Instants leave in UTC ("…Z") whatever zone the viewer's request activated (docs/api.md,
-    Conventions)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("read_only", True)
-        super().__init__(default_timezone=UTC, **kwargs)
-
-
-@extend_schema_field({"type": "string", "format": "decimal", "example": "59.90"})
-class MoneyOutField(serializers.Field):
-    """An amount as a string with exactly the currency's decimals ("59.90", "1200" for JPY)."""
-
-    def __init__(self, attr: str, **kwargs: Any) -> None:
-        self.attr = attr
-        super().__init__(source="*", read_only=True, **kwargs)
-
-    def to_representation(self, obj: Any) -> str:
-        return format_amount(getattr(obj, self.attr), obj.currency)
-
-
-class StrictSerializer(serializers.Serializer):
-    """Unknown keys are an error: a misspelt `card_last_4` must not be dropped silently."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, Mapping) else []
-        errors: dict[str, Any] = {str(name): ["Unknown field."] for name in unknown}
-        try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            if not errors:
-                raise
-            detail = exc.detail if isinstance(exc.detail, Mapping) else {NON_FIELD: exc.detail}
-            raise serializers.ValidationError({**detail, **errors}) from exc
-        if errors:
-            raise serializers.ValidationError(errors)
-        return value
 
 
 # --- input serializers --------------------------------------------------------------------------
@@ -342,7 +196,9 @@ def order_actions(
         name: {} for name, refusal in refusals.items() if refusal is None
     }
     if "cancel" in actions:
-        actions["cancel"]["until"] = _iso(windows.instant_cancel_until(placed_at=order.placed_at))
+        actions["cancel"]["until"] = iso_utc(
+            windows.instant_cancel_until(placed_at=order.placed_at)
+        )
     return actions
 
 
@@ -420,40 +276,10 @@ class OrderMessageOut(serializers.Serializer):
         return "buyer" if message.author_id == self.context["order"].buyer_id else "seller"
 
 
-OrderErrorOut = inline_serializer(
-    name="OrderErrorOut",
-    fields={
-        "error": inline_serializer(
-            name="OrderErrorBodyOut",
-            fields={
-                "code": serializers.CharField(),
-                "message": serializers.CharField(),
-                "fields": serializers.DictField(
-                    child=serializers.ListField(child=serializers.CharField()), required=False
-                ),
-            },
-        ),
-    },
-)
-
-
-def error_responses(*codes: int) -> dict[int, serializers.Serializer]:
-    return dict.fromkeys(codes, OrderErrorOut)
-
-
 # --- views --------------------------------------------------------------------------------------
 
 
 # The helpers below are the API toolkit the other apps' api.py modules share.
-
-
-def viewer(request: Request) -> User:
-    # Every view requires authentication (DEFAULT_PERMISSION_CLASSES), so this is a real user.
-    return cast(User, request.user)
-
-
-def serializer_context(request: Request, **extra: Any) -> dict[str, Any]:
-    return {"request": request, "user": viewer(request), "now": timezone.now(), **extra}
 
 
 def _order_detail(request: Request, number: str) -> Order:

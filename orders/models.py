@@ -15,8 +15,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
 
-from . import windows
-from .money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from kernel import windows
+from kernel.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 
 
 def validate_time_zone(value: str) -> None:

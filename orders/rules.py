@@ -14,8 +14,10 @@ from typing import Literal
 
 from django_fsm import can_proceed
 
-from . import hooks, windows
-from .errors import DomainError, InvalidTransition, NotAllowed, WindowClosed
+from kernel import windows
+from kernel.errors import DomainError, InvalidTransition, NotAllowed, WindowClosed
+
+from . import hooks
 from .models import Order, OrderStatus, User
 
 Party = Literal["buyer", "seller"]

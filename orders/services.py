@@ -16,12 +16,14 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import events, rules, windows
-from .errors import (
+from kernel import windows
+from kernel.errors import (
     Duplicate,
     NotAllowed,
     ValidationFailed,
 )
+
+from . import events, rules
 from .models import (
     Message,
     Order,

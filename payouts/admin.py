@@ -10,10 +10,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from kernel.errors import DomainError
+from kernel.money import format_money
 from orders.admin import OrderAdmin, ReadOnlyAdmin, ReadOnlyInline
-from orders.errors import DomainError
 from orders.models import Order
-from orders.money import format_money
 
 from . import services
 from .models import GatewayRefund, Payout

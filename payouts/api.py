@@ -12,14 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders.api import (
-    MoneyOutField,
-    OrderOut,
-    _order_detail,
-    error_responses,
-    serializer_context,
-    viewer,
-)
+from api.toolkit import MoneyOutField, error_responses, serializer_context, viewer
+from orders.api import OrderOut, _order_detail
 
 from . import services
 from .models import Payout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from orders import windows
+from kernel import windows
 from orders.events import ORDER_PAYLOAD_READS, event_build, event_record
 from orders.models import Event, Order, User
 

@@ -16,13 +16,13 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from orders import rules
-from orders.errors import (
+from kernel.errors import (
     AmountExceedsRefundable,
     InvalidTransition,
     NotAllowed,
     ValidationFailed,
 )
+from orders import rules
 from orders.models import Order, User
 from orders.services import order_lock
 

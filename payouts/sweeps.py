@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ImproperlyConfigured
 
-from orders import windows
+from kernel import windows
+from kernel.sweeps import Sweep, run_sweep
 from orders.models import Event
-from orders.sweeps import Sweep, run_sweep
 
 from .events import PAYOUT_OVERDUE_READS, payout_overdue_event
 from .models import Payout, PayoutStatus

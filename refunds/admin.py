@@ -18,8 +18,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from kernel.money import format_money
 from orders.admin import ReadOnlyAdmin, ReadOnlyInline
-from orders.money import format_money
 
 from .models import Evidence, RefundCase, RefundItem
 from .selectors import refund_messages, refund_timeline

@@ -4,7 +4,7 @@ nothing more.
 Every case is fetched through `refunds.selectors` with the viewer, so a case the viewer may not
 see is a 404. A party calling the other party's action is a 403 before its body is even read;
 the service decides the rest (409 `invalid_transition` for a state or a deadline that does not
-allow it, with nothing changed). Errors leave through `orders.errors.api_exception_handler`.
+allow it, with nothing changed). Errors leave through `api.errors.api_exception_handler`.
 """
 
 from __future__ import annotations
@@ -22,18 +22,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders.api import (
-    ExactJSONParser,
-    OrderMessageOut,
-    error_responses,
-    serializer_context,
-    validated,
-    viewer,
-)
-from orders.errors import ValidationFailed
+from api.throttling import PostRateThrottle
+from api.toolkit import ExactJSONParser, error_responses, serializer_context, validated, viewer
+from kernel.errors import ValidationFailed
+from orders.api import OrderMessageOut
 from orders.models import Message, Order
 from orders.selectors import order_get_for_user
-from orders.throttling import PostRateThrottle
 
 from . import services
 from .evidence import evidence_add

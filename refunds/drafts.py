@@ -22,7 +22,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.core.files import File
 from django.utils import timezone
 
-from orders.errors import DomainError
+from kernel.errors import DomainError
 from orders.models import Order, User
 
 from .evidence import evidence_add

@@ -25,7 +25,7 @@ from django.urls import NoReverseMatch
 from django.views.decorators.http import require_safe
 from PIL import Image, UnidentifiedImageError
 
-from orders.errors import NotAllowed, ValidationFailed
+from kernel.errors import NotAllowed, ValidationFailed
 from orders.models import User
 from orders.rules import order_role
 

@@ -15,9 +15,9 @@ from django.db import models
 from django.db.models import F, Q
 from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
 
-from orders import windows
+from kernel import windows
+from kernel.sweeps import AT, After, OnLocalDay, Outcome, changes, transition_apply
 from orders.models import Order, OrderItem, TimeStamped, User, _money_field
-from orders.sweeps import AT, After, OnLocalDay, Outcome, changes, transition_apply
 from payouts.models import Payout
 
 

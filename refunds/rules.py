@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from django_fsm import can_proceed
 
-from orders import windows
-from orders.errors import DomainError, InvalidTransition, NotAllowed, WindowClosed
+from kernel import windows
+from kernel.errors import DomainError, InvalidTransition, NotAllowed, WindowClosed
 from orders.models import User
 from orders.rules import Role, author_role, order_role
 

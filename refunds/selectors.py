@@ -16,7 +16,7 @@ from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySe
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from orders import windows
+from kernel import windows
 from orders.models import Event, Message, Order, OrderItem, User
 
 from .models import OPEN_STATES, Evidence, Reason, RefundCase, RefundItem

@@ -14,9 +14,9 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from orders.api import AmountInField, StrictSerializer, UTCDateTimeField
+from api.toolkit import AmountInField, StrictSerializer, UTCDateTimeField
+from kernel.money import format_amount, format_optional_amount
 from orders.models import Event
-from orders.money import format_amount, format_optional_amount
 
 from .evidence import EVIDENCE_KINDS
 from .models import ClosedReason, Evidence, Reason, RefundCase, State

@@ -17,8 +17,8 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orders import windows
-from orders.errors import (
+from kernel import windows
+from kernel.errors import (
     AmountExceedsRefundable,
     Duplicate,
     InvalidTransition,
@@ -27,8 +27,8 @@ from orders.errors import (
     WindowClosed,
     WindowNotOpen,
 )
+from kernel.money import parse_amount_field
 from orders.models import Message, Order, OrderStatus, User
-from orders.money import parse_amount_field
 from orders.services import message_post_on_order, order_lock
 from payouts.models import Payout
 from payouts.services import payout_create

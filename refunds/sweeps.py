@@ -17,7 +17,7 @@ from functools import partial
 from django.db.models import Q
 from kombu.exceptions import OperationalError as BrokerError
 
-from orders.sweeps import After, Sweep, iter_sweep, run_sweep, sweep_moves
+from kernel.sweeps import After, Sweep, iter_sweep, run_sweep, sweep_moves
 
 from .events import CASE_EVENT_READS, case_event
 from .models import DISPUTABLE_REASONS, RefundCase, State

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from orders.money import format_money
+from kernel.money import format_money
 
 from .models import RefundCase
 from .selectors import refund_timeline

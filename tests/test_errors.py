@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from orders.errors import DomainError, InvalidTransition, api_exception_handler
+from api.errors import api_exception_handler
+from kernel.errors import DomainError, InvalidTransition
 
 LIST_URL = "/api/v1/orders/"
 

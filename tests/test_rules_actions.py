@@ -27,8 +27,8 @@ from django.utils import timezone
 from disputes import services as dispute_services
 from disputes.models import Dispute, DisputeState, Party
 from disputes.rules import ACTION_ROLES
+from kernel.errors import DomainError
 from orders.api import OrderActionsOut
-from orders.errors import DomainError
 from orders.models import Order, OrderStatus, User
 from orders.rules import ROLES
 from payouts.services import payout_attempt

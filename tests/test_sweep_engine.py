@@ -1,4 +1,4 @@
-"""The sweep engine (orders/sweeps.py) with the refund sweeps on it.
+"""The sweep engine (kernel/sweeps.py) with the refund sweeps on it.
 
 A transition sweep moves each due row to exactly what the model's own @transition method makes
 of it, and writes the event the per-case services build; every due row moves exactly once
@@ -22,9 +22,9 @@ from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from orders import windows
+from kernel import windows
+from kernel.sweeps import After, Sweep, fsm_outcomes, run_sweep, sweep_moves
 from orders.models import Event
-from orders.sweeps import After, Sweep, fsm_outcomes, run_sweep, sweep_moves
 from payouts.events import payout_overdue_event
 from payouts.models import Payout
 from payouts.sweeps import payouts_overdue_alert

@@ -12,8 +12,8 @@ from typing import Any
 
 from django import forms
 
-from orders import windows
-from orders.errors import DomainError
+from kernel import windows
+from kernel.errors import DomainError
 
 
 class PortalForm(forms.Form):

@@ -6,8 +6,8 @@ from typing import Any
 
 from django import forms
 
+from kernel.money import format_amount
 from orders.models import Order
-from orders.money import format_amount
 from portal.forms.base import PortalForm
 from refunds.models import Reason
 

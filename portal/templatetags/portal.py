@@ -19,8 +19,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from orders import windows
-from orders.money import format_money
+from kernel import windows
+from kernel.money import format_money
 
 register = template.Library()
 

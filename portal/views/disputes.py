@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from api.throttling import throttle_post
 from disputes import services
 from disputes.models import Dispute, DisputeState
 from disputes.rules import dispute_actions, dispute_role
@@ -30,10 +31,9 @@ from disputes.selectors import (
     dispute_transcript,
     seller_dashboard_read,
 )
-from orders.errors import DomainError
+from kernel.errors import DomainError
+from kernel.money import format_amount
 from orders.models import User
-from orders.money import format_amount
-from orders.throttling import throttle_post
 from portal.forms.base import apply_domain_error
 from portal.forms.disputes import (
     DISPUTE_FILE_KINDS,

@@ -15,8 +15,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from disputes.reputation import seller_reputation
-from orders import windows
-from orders.errors import DomainError
+from kernel import windows
+from kernel.errors import DomainError
 from orders.models import Shop, User
 from orders.services import shop_set_return_policy
 from portal.forms.base import ReturnPolicyForm, apply_domain_error

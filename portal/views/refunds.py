@@ -25,14 +25,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from orders import windows
-from orders.errors import DomainError
+from api.throttling import throttle_post
+from kernel import windows
+from kernel.errors import DomainError
+from kernel.money import format_amount, format_money
 from orders.models import Order, OrderStatus, User
-from orders.money import format_amount, format_money
 from orders.rules import order_cancel_out_of_stock_refusal, order_cancel_refusal, order_role
 from orders.selectors import order_get_for_user
 from orders.services import message_post_on_order
-from orders.throttling import throttle_post
 from payouts.selectors import payouts_for_order
 from payouts.services import order_cancel_by_buyer, order_cancel_out_of_stock
 from portal.forms.base import OrderMessageForm, apply_domain_error

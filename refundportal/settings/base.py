@@ -114,7 +114,7 @@ FAKE_GATEWAY_MODE = env("FAKE_GATEWAY_MODE", default="succeed")
 if FAKE_GATEWAY_MODE not in {"succeed", "fail", "pending", "timeout"}:
     raise ImproperlyConfigured(f"FAKE_GATEWAY_MODE={FAKE_GATEWAY_MODE!r} is unknown")
 
-# Every window of docs/rules.md (Windows), one place; orders/windows.py is the only reader.
+# Every window of docs/rules.md (Windows), one place; kernel/windows.py is the only reader.
 REFUND_WINDOWS = {
     "instant_cancel": timedelta(hours=24),
     "change_of_mind_days": 7,
@@ -251,7 +251,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "orders.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
     "DEFAULT_THROTTLE_RATES": {
         "refund_filing": env("THROTTLE_REFUND_FILING", default="20/hour"),

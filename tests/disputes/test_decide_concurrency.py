@@ -14,7 +14,7 @@ from django.db import connection
 
 from disputes import services
 from disputes.models import Dispute, DisputeState
-from orders.errors import InvalidTransition
+from kernel.errors import InvalidTransition
 from orders.models import Event
 from payouts.models import GatewayRefund, Payout
 from refunds.models import RefundCase

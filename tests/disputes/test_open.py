@@ -13,7 +13,7 @@ import time_machine
 from django.db import connection
 
 from disputes.models import Dispute, DisputeState
-from orders.errors import (
+from kernel.errors import (
     AmountExceedsRefundable,
     Duplicate,
     InvalidTransition,

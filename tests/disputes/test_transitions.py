@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from disputes import services
 from disputes.models import DisputeState
-from orders.errors import Duplicate, InvalidTransition, NotAllowed, ValidationFailed
+from kernel.errors import Duplicate, InvalidTransition, NotAllowed, ValidationFailed
 from orders.models import Event
 from refunds.models import State as CaseState
 from tests.disputes.factories import decided, dispute_for, with_statement

@@ -216,7 +216,7 @@ def test_a_rolled_back_transaction_queues_nothing_and_leaves_no_stale_flag(
 def test_a_sweep_batch_queues_one_dispatch(
     order, buyer, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from orders.sweeps import run_sweep
+    from kernel.sweeps import run_sweep
     from refunds.sweeps import transition_sweeps
 
     calls: list[int] = []

@@ -9,9 +9,9 @@ from datetime import datetime
 import pytest
 from django.conf import settings
 
+from kernel import windows
 from notifications.catalog import DEADLINE_KEYS, sample_payload, told_kinds
 from notifications.services import template_exists
-from orders import windows
 from tests.notifications.conftest import OPS, dispatch, html_of, mails_to, record
 
 

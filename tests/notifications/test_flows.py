@@ -15,7 +15,7 @@ from django.core import mail
 from django.utils import timezone
 
 from disputes import services as disputes
-from orders import windows
+from kernel import windows
 from orders.services import message_post_on_order
 from payouts.models import Payout
 from payouts.services import order_cancel_by_buyer, order_cancel_out_of_stock, payout_attempt

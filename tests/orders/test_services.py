@@ -14,8 +14,7 @@ import pytest
 from django.db import IntegrityError, connections, transaction
 from django.db.models import F, Sum
 
-from orders import hooks, services
-from orders.errors import (
+from kernel.errors import (
     AmountExceedsRefundable,
     Duplicate,
     InvalidTransition,
@@ -23,6 +22,7 @@ from orders.errors import (
     ValidationFailed,
     WindowClosed,
 )
+from orders import hooks, services
 from orders.models import Event, Order, User
 from payouts import services as payout_services
 from payouts.models import GatewayRefund, Payout, PayoutStatus

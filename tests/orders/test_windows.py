@@ -14,8 +14,8 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.test import override_settings
 
-from orders import windows
-from orders.windows import Window, WindowState
+from kernel import windows
+from kernel.windows import Window, WindowState
 
 CHINA = ZoneInfo("Asia/Shanghai")
 SECOND = timedelta(seconds=1)

@@ -11,8 +11,8 @@ from celery.exceptions import Retry
 from django.db import transaction
 from django.utils import timezone
 
+from kernel.errors import InvalidTransition, NotAllowed
 from orders import services
-from orders.errors import InvalidTransition, NotAllowed
 from orders.models import Event, Order
 from payouts import services as payout_services
 from payouts.models import GatewayRefund, Payout, PayoutStatus

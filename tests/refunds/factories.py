@@ -16,7 +16,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image
 
-from orders import windows
+from kernel import windows
 from orders.models import Order
 from refunds import services
 from refunds.models import RefundCase, State

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from orders.errors import DomainError
+from kernel.errors import DomainError
 from orders.models import Event
 from payouts.models import GatewayRefund, Payout
 from refunds import services

@@ -19,7 +19,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from orders.errors import DomainError
+from kernel.errors import DomainError
 from orders.models import Order
 from payouts.services import order_cancel_by_buyer
 from refundportal.celery import app

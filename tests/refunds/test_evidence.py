@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from orders.errors import NotAllowed, ValidationFailed
+from kernel.errors import NotAllowed, ValidationFailed
 from orders.models import Event
 from refunds.evidence import evidence_add, sanitize_file_name
 from refunds.models import Evidence

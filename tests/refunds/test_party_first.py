@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orders.errors import NotAllowed
+from kernel.errors import NotAllowed
 from refunds import services
 from tests.orders.factories import delivered
 from tests.refunds.factories import file_refund

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from orders import windows
+from kernel import windows
 from orders.models import Event
 from payouts.models import Payout
 from refundportal.deadlines import enforce_all

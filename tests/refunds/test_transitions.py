@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 
-from orders import windows
+from kernel import windows
 from orders.models import Event
 from payouts.models import GatewayRefund, Payout
 from refunds import services

@@ -23,8 +23,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from disputes.models import Dispute, DisputeState
+from kernel.errors import AmountExceedsRefundable, ValidationFailed
 from orders import services as order_services
-from orders.errors import AmountExceedsRefundable, ValidationFailed
 from orders.models import Event, Order, OrderStatus
 from payouts import services as payout_services
 from payouts.models import GatewayRefund, Payout, PayoutStatus

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from disputes import services as disputes
 from disputes.models import Dispute
-from orders import windows
+from kernel import windows
 from orders.models import Order, Shop, User
 from orders.services import (
     ItemIn,

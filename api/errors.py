@@ -1,5 +1,5 @@
-"""Domain errors with a code, and the one DRF handler that renders every API error (docs/api.md,
-Errors)."""
+"""The one DRF exception handler: every API error, ours or DRF's, in the envelope of docs/api.md,
+Errors."""
 
 from __future__ import annotations
 
@@ -13,50 +13,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-
-class DomainError(Exception):
-    code = "validation_error"
-    status_code = 400
-
-    def __init__(
-        self, message: str, *, fields: dict[str, list[str]] | None = None, code: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields
-        if code:
-            self.code = code
-
-
-class ValidationFailed(DomainError):
-    code = "validation_error"
-
-
-class WindowClosed(DomainError):
-    code = "window_closed"
-
-
-class WindowNotOpen(DomainError):
-    code = "window_not_open"
-
-
-class AmountExceedsRefundable(DomainError):
-    code = "amount_exceeds_refundable"
-
-
-class InvalidTransition(DomainError):
-    code = "invalid_transition"
-    status_code = 409
-
-
-class Duplicate(DomainError):
-    code = "duplicate"
-    status_code = 409
-
-
-class NotAllowed(DomainError):
-    code = "permission_denied"
-    status_code = 403
+from kernel.errors import DomainError
 
 
 def envelope(code: str, message: str, fields: Any = None) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def _exponent(currency: str) -> Decimal:
 def parse_amount_field(value: object, currency: str, *, field: str = "amount") -> Decimal:
     """`parse_amount` for services: a refusal becomes that field's validation error, which the
     API renders in its envelope and the pages show next to the field."""
-    from .errors import ValidationFailed
+    from kernel.errors import ValidationFailed
 
     try:
         return parse_amount(value, currency)

@@ -25,9 +25,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q
 
-from . import windows
-from .events import events_written_on_commit
-from .models import Event
+from kernel import windows
+from orders.events import events_written_on_commit
+from orders.models import Event
 
 # --- what a transition changes, declared on its @transition ---------------------------------
 
@@ -45,7 +45,7 @@ AT = _At()
 
 @dataclass(frozen=True)
 class After:
-    """The instant plus an exact-duration window of orders.windows (minutes or hours), e.g.
+    """The instant plus an exact-duration window of kernel.windows (minutes or hours), e.g.
     `dispute_by = closed_at + 48 h`. Calendar-day windows end at a local midnight: `OnLocalDay`."""
 
     window: str
@@ -61,7 +61,7 @@ class After:
 
 @dataclass(frozen=True)
 class OnLocalDay:
-    """A calendar-day deadline computed by orders.windows from the instant. It must depend
+    """A calendar-day deadline computed by kernel.windows from the instant. It must depend
     only on the instant's marketplace-local date, so a sweep computes it once per local date."""
 
     compute: Callable[[datetime], datetime]

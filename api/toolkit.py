@@ -1,0 +1,212 @@
+"""The API toolkit every app's `api.py` shares: the exact-decimal JSON parser, the strict
+serializer, the money and time fields, one validation entry point, the error envelope's schema,
+and the viewer and serializer context of a request (docs/api.md, Conventions)."""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field, inline_serializer
+from rest_framework import exceptions, serializers
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+
+from kernel.errors import ValidationFailed
+from kernel.money import format_amount
+from orders.models import User
+
+NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+class ExactJSONParser(JSONParser):
+    """JSON whose fractional numbers become `Decimal` exactly as written, never a binary float.
+
+    `"total": 59.90` is read as Decimal("59.90") and `0.30000000000000004` stays that (and is then
+    refused as mis-scaled) instead of being rounded by a float on the way in (docs/rules.md, Money).
+    """
+
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            text = codecs.getreader(encoding)(stream).read()
+            return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        except ValueError as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
+
+
+def _flat_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Nested serializer errors as one level: `buyer.email`, `items[1].unit_price`."""
+    out: dict[str, list[str]] = {}
+
+    def add(key: str, messages: list[str]) -> None:
+        out.setdefault(key or NON_FIELD, []).extend(messages)
+
+    if isinstance(detail, Mapping):
+        for key, value in detail.items():
+            if key == NON_FIELD and prefix:
+                name = prefix
+            elif isinstance(key, int):  # a list's errors by index
+                name = f"{prefix}[{key}]"
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
+            for k, v in _flat_errors(value, name).items():
+                add(k, v)
+    elif isinstance(detail, list):
+        if all(isinstance(item, str) for item in detail):
+            add(prefix, [str(item) for item in detail])
+        else:
+            for index, item in enumerate(detail):
+                if item:
+                    for k, v in _flat_errors(item, f"{prefix}[{index}]").items():
+                        add(k, v)
+    else:
+        add(prefix, [str(detail)])
+    return out
+
+
+def _summary(fields: dict[str, list[str]]) -> str:
+    return "; ".join(f"{name}: {messages[0]}" for name, messages in fields.items())
+
+
+def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data)
+    if not serializer.is_valid():
+        fields = _flat_errors(serializer.errors)
+        raise ValidationFailed(_summary(fields) or "Invalid input.", fields=fields)
+    return dict(serializer.validated_data)
+
+
+def iso_utc(instant: datetime | None) -> str | None:
+    """An instant as the API writes it: ISO 8601 in UTC, "…Z" (what `UTCDateTimeField` gives)."""
+    return None if instant is None else _UTC_FIELD.to_representation(instant)
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "example": "59.90"})
+class AmountInField(serializers.Field):
+    """A string (or an exact JSON number); its scale is checked against the order's currency
+    in the serializer's `validate`, where the currency is known."""
+
+    default_error_messages = {
+        "invalid": 'Send the amount as a string in the currency\'s minor unit, e.g. "59.90".',
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) or not isinstance(data, str | int | Decimal):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value: Any) -> Any:  # pragma: no cover - input only
+        return str(value)
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """ISO 8601 with an offset; a naive time would be read in a guessed zone, so it is refused."""
+
+    default_error_messages = {
+        **serializers.DateTimeField.default_error_messages,
+        "invalid": "Use ISO 8601, e.g. 2026-03-01T23:30:00+08:00.",
+        "naive": "Include a time zone offset, e.g. 2026-03-01T23:30:00+08:00 or …Z.",
+    }
+
+    def to_internal_value(self, value: Any) -> datetime:
+        if not isinstance(value, str):
+            self.fail("invalid")
+        try:
+            parsed = parse_datetime(value.strip())
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            self.fail("invalid")
+        if timezone.is_naive(parsed):
+            self.fail("naive")
+        return parsed.astimezone(UTC)
+
+
+class UTCDateTimeField(serializers.DateTimeField):
+    """Instants leave in UTC ("…Z") whatever zone the viewer's request activated (docs/api.md,
+    Conventions)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("read_only", True)
+        super().__init__(default_timezone=UTC, **kwargs)
+
+
+_UTC_FIELD = UTCDateTimeField()
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "example": "59.90"})
+class MoneyOutField(serializers.Field):
+    """An amount as a string with exactly the currency's decimals ("59.90", "1200" for JPY)."""
+
+    def __init__(self, attr: str, **kwargs: Any) -> None:
+        self.attr = attr
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, obj: Any) -> str:
+        return format_amount(getattr(obj, self.attr), obj.currency)
+
+
+class StrictSerializer(serializers.Serializer):
+    """Unknown keys are an error: a misspelt `card_last_4` must not be dropped silently."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, Mapping) else []
+        errors: dict[str, Any] = {str(name): ["Unknown field."] for name in unknown}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not errors:
+                raise
+            detail = exc.detail if isinstance(exc.detail, Mapping) else {NON_FIELD: exc.detail}
+            raise serializers.ValidationError({**detail, **errors}) from exc
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+OrderErrorOut = inline_serializer(
+    name="OrderErrorOut",
+    fields={
+        "error": inline_serializer(
+            name="OrderErrorBodyOut",
+            fields={
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(
+                    child=serializers.ListField(child=serializers.CharField()), required=False
+                ),
+            },
+        ),
+    },
+)
+
+
+def error_responses(*codes: int) -> dict[int, serializers.Serializer]:
+    return dict.fromkeys(codes, OrderErrorOut)
+
+
+def viewer(request: Request) -> User:
+    # Every view requires authentication (DEFAULT_PERMISSION_CLASSES), so this is a real user.
+    return cast(User, request.user)
+
+
+def serializer_context(request: Request, **extra: Any) -> dict[str, Any]:
+    return {"request": request, "user": viewer(request), "now": timezone.now(), **extra}

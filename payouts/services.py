@@ -22,6 +22,7 @@ from kernel.errors import (
     NotAllowed,
     ValidationFailed,
 )
+from kernel.money import format_money
 from orders import rules
 from orders.models import Order, User
 from orders.services import order_lock
@@ -106,9 +107,8 @@ def payout_create(
     if amount <= 0:
         raise ValidationFailed("Nothing is left to refund on this order.")
     if amount > order.refundable:
-        raise AmountExceedsRefundable(
-            f"At most {order.refundable} {order.currency} can still be refunded on this order."
-        )
+        left = format_money(order.refundable, order.currency)
+        raise AmountExceedsRefundable(f"At most {left} can still be refunded on this order.")
     try:
         with transaction.atomic():
             updated = Order.objects.filter(pk=order.pk).update(reserved=F("reserved") + amount)

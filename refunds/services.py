@@ -27,7 +27,7 @@ from kernel.errors import (
     WindowClosed,
     WindowNotOpen,
 )
-from kernel.money import parse_amount_field
+from kernel.money import format_money, parse_amount_field
 from orders.models import Message, Order, OrderStatus, User
 from orders.services import message_post_on_order, order_lock
 from payouts.models import Payout
@@ -130,9 +130,10 @@ def refund_request_validate(
         )
     value = parse_amount_field(amount, order.currency)
     if value > order.refundable:
+        left = format_money(order.refundable, order.currency)
         raise AmountExceedsRefundable(
-            f"At most {order.refundable} {order.currency} can be refunded on this order.",
-            fields={"amount": [f"At most {order.refundable} {order.currency}."]},
+            f"At most {left} can be refunded on this order.",
+            fields={"amount": [f"At most {left}."]},
         )
     return value, item_rows
 
@@ -300,11 +301,13 @@ def refund_offer(
     if value >= case.amount:
         raise ValidationFailed(
             "A partial offer must be less than the amount asked for; accept the request instead.",
-            fields={"amount": [f"Less than {case.amount} {case.currency}."]},
+            fields={"amount": [f"Less than {format_money(case.amount, case.currency)}."]},
         )
     refundable = Order.objects.get(pk=case.order_id).refundable
     if value > refundable:
-        raise AmountExceedsRefundable(f"At most {refundable} {case.currency} can be refunded.")
+        raise AmountExceedsRefundable(
+            f"At most {format_money(refundable, case.currency)} can be refunded."
+        )
     return _transition(
         case,
         actor=actor,

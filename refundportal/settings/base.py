@@ -114,29 +114,10 @@ FAKE_GATEWAY_MODE = env("FAKE_GATEWAY_MODE", default="succeed")
 if FAKE_GATEWAY_MODE not in {"succeed", "fail", "pending", "timeout"}:
     raise ImproperlyConfigured(f"FAKE_GATEWAY_MODE={FAKE_GATEWAY_MODE!r} is unknown")
 
-# Every window of docs/rules.md (Windows), one place; kernel/windows.py is the only reader.
-REFUND_WINDOWS = {
-    "instant_cancel": timedelta(hours=24),
-    "change_of_mind_days": 7,
-    "guarantee_days": 14,
-    "not_received_fallback_days": 30,
-    "seller_response": timedelta(hours=48),
-    "seller_response_reminder": timedelta(hours=24),
-    "return_shipping_days": 7,
-    "return_shipping_reminder": timedelta(hours=48),
-    "return_confirmation_days": 14,
-    "payout_target": timedelta(hours=24),
-    "payout_hard": timedelta(hours=48),
-    "offer_answer": timedelta(hours=48),
-    "dispute_filing": timedelta(hours=48),
-    "dispute_filing_reminder": timedelta(hours=12),
-    "seller_statement": timedelta(hours=48),
-    "decision_target_business_days": 3,
-    "decision_due_business_days": 5,
-    "return_policy_min": timedelta(minutes=15),
-    "return_policy_max": timedelta(days=30),
-    "return_policy_default": timedelta(days=15),
-}
+# Overrides of the windows of docs/rules.md (Windows), by name, e.g. {"seller_response":
+# timedelta(hours=72)}. The defaults live once, in kernel/windows.py (DEFAULT_WINDOWS), the only
+# reader, which refuses a value of the wrong kind when the window is read.
+REFUND_WINDOWS: dict[str, timedelta | int] = {}
 
 EVIDENCE_MAX_BYTES = 10 * 1024 * 1024
 EVIDENCE_MAX_FILES = 10

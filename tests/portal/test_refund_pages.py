@@ -71,8 +71,9 @@ def test_step_3_keeps_what_was_typed_and_explains_the_amount_error(buyer, seller
     )
     assert response.status_code == 400
     text = visible_text(response)
-    # (the service words the limit as "At most 59.900 USD …"; the field help says 59.90)
-    assert "can be refunded on this order." in text and "at most 59.90 (what" in text
+    # the service's limit and the field help both in the currency's minor unit
+    assert "At most 59.90 USD can be refunded on this order." in text
+    assert "at most 59.90 (what" in text
     body = response.content.decode()
     assert 'value="75.00"' in body and "Cracked lid" in body
     assert 'aria-invalid="true"' in body

@@ -3,6 +3,8 @@ not change when code moves."""
 
 from django.urls import URLPattern, URLResolver, include, path
 
+from refunds.rules import ROUTED_CASE_ACTIONS
+
 from .views import disputes, notifications, pages, refunds
 
 notification_patterns = [
@@ -39,12 +41,12 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("refunds/<uuid:case_id>/slip/", refunds.case_slip, name="case-slip"),
     *(
         path(
-            f"refunds/<uuid:case_id>/{action}/",
+            f"refunds/<uuid:case_id>/{action.name}/",
             refunds.case_action,
-            {"action": action},
-            name=f"case-{action}",
+            {"action": action.name},
+            name=f"case-{action.name}",
         )
-        for action in refunds.CASE_ACTIONS
+        for action in ROUTED_CASE_ACTIONS
     ),
     # a dispute, and the seller's dashboard
     path("refunds/<uuid:case_id>/dispute/", disputes.dispute_new, name="dispute-new"),

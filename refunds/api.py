@@ -9,12 +9,12 @@ allow it, with nothing changed). Errors leave through `api.errors.api_exception_
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import django_filters
 from django.db.models import QuerySet
 from django.urls import path, reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -32,7 +32,7 @@ from orders.selectors import order_get_for_user
 from . import services
 from .evidence import evidence_add
 from .models import Evidence, RefundCase, State
-from .rules import ACTION_PARTY, refund_party_refusal
+from .rules import ROUTED_CASE_ACTIONS, CaseAction, refund_party_refusal
 from .selectors import (
     refund_case_read,
     refund_detail_read,
@@ -47,10 +47,7 @@ from .serializers import (
     RefundEvidenceOut,
     RefundFileIn,
     RefundMessageIn,
-    RefundOfferIn,
     RefundOut,
-    RefundRejectIn,
-    RefundShipReturnIn,
 )
 
 TAGS = ["refunds"]
@@ -180,155 +177,36 @@ class RefundDetailApi(APIView):
 class RefundActionApi(APIView):
     """One case action: the viewer must see the case (404) and be its party (403)."""
 
+    # The action comes from `refunds.rules.CASE_ACTIONS`, its party is asked before the body
+    # is read; the service decides the rest. (The docstring above is the schema's description.)
     parser_classes = [ExactJSONParser]
-    action_name = ""
+    case_action: CaseAction
 
-    def _party_case(self, request: Request, public_id: str) -> RefundCase:
+    def post(self, request: Request, public_id: str) -> Response:
         case = _case(request, public_id)
-        party = ACTION_PARTY[self.action_name]
-        refusal = refund_party_refusal(case=case, user=viewer(request), party=party)
+        user = viewer(request)
+        refusal = refund_party_refusal(case=case, user=user, party=self.case_action.party)
         if refusal is not None:
             raise refusal
-        return case
-
-
-_ACTION_ERRORS = error_responses(400, 401, 403, 404, 409)
-
-
-class RefundAcceptApi(RefundActionApi):
-    action_name = "accept"
-
-    @extend_schema(
-        operation_id="refunds_accept",
-        tags=TAGS,
-        request=None,
-        responses={200: RefundOut, **_ACTION_ERRORS},
-        summary="Seller accepts the request (a return is asked for when needed)",
-    )
-    def post(self, request: Request, public_id: str) -> Response:
-        case = self._party_case(request, public_id)
-        services.refund_accept(case=case, actor=viewer(request))
+        serializer = self.case_action.input_serializer()
+        data = validated(serializer, request) if serializer is not None else {}
+        self.case_action.run(case=case, actor=user, **data)
         return Response(_detail(request, public_id))
 
 
-class RefundOfferApi(RefundActionApi):
-    action_name = "offer"
-
-    @extend_schema(
-        operation_id="refunds_offer",
+def _action_api(action: CaseAction) -> type[RefundActionApi]:
+    """The action's view: a class of its own, so the schema has one operation per action."""
+    words = action.name.split("-")
+    name = f"Refund{''.join(w.title() for w in words)}Api"
+    view = cast(type[RefundActionApi], type(name, (RefundActionApi,), {"case_action": action}))
+    schema = extend_schema(
+        operation_id=f"refunds_{'_'.join(words)}",
         tags=TAGS,
-        request=RefundOfferIn,
-        responses={200: RefundOut, **_ACTION_ERRORS},
-        summary="Seller offers a partial refund; the buyer has 48 h to answer",
+        request=action.input_serializer(),
+        responses={200: RefundOut, **error_responses(400, 401, 403, 404, 409)},
+        summary=action.summary,
     )
-    def post(self, request: Request, public_id: str) -> Response:
-        case = self._party_case(request, public_id)
-        data = validated(RefundOfferIn, request)
-        services.refund_offer(case=case, actor=viewer(request), amount=data["amount"])
-        return Response(_detail(request, public_id))
-
-
-class RefundRejectApi(RefundActionApi):
-    action_name = "reject"
-
-    @extend_schema(
-        operation_id="refunds_reject",
-        tags=TAGS,
-        request=RefundRejectIn,
-        responses={200: RefundOut, **_ACTION_ERRORS},
-        summary="Seller rejects the request (the buyer may then dispute)",
-    )
-    def post(self, request: Request, public_id: str) -> Response:
-        case = self._party_case(request, public_id)
-        data = validated(RefundRejectIn, request)
-        services.refund_reject(case=case, actor=viewer(request), reason=data["reason"])
-        return Response(_detail(request, public_id))
-
-
-class RefundConfirmReturnApi(RefundActionApi):
-    action_name = "confirm-return"
-
-    @extend_schema(
-        operation_id="refunds_confirm_return",
-        tags=TAGS,
-        request=None,
-        responses={200: RefundOut, **_ACTION_ERRORS},
-        summary="Seller confirms the returned item arrived; the refund is paid",
-    )
-    def post(self, request: Request, public_id: str) -> Response:
-        case = self._party_case(request, public_id)
-        services.refund_confirm_return(case=case, actor=viewer(request))
-        return Response(_detail(request, public_id))
-
-
-class RefundAcceptOfferApi(RefundActionApi):
-    action_name = "accept-offer"
-
-    @extend_schema(
-        operation_id="refunds_accept_offer",
-        tags=TAGS,
-        request=None,
-        responses={200: RefundOut, **_ACTION_ERRORS},
-        summary="Buyer takes the seller's partial offer",
-    )
-    def post(self, request: Request, public_id: str) -> Response:
-        case = self._party_case(request, public_id)
-        services.refund_accept_offer(case=case, actor=viewer(request))
-        return Response(_detail(request, public_id))
-
-
-class RefundDeclineOfferApi(RefundActionApi):
-    action_name = "decline-offer"
-
-    @extend_schema(
-        operation_id="refunds_decline_offer",
-        tags=TAGS,
-        request=None,
-        responses={200: RefundOut, **_ACTION_ERRORS},
-        summary="Buyer declines the offer (the case closes; it may be disputed)",
-    )
-    def post(self, request: Request, public_id: str) -> Response:
-        case = self._party_case(request, public_id)
-        services.refund_decline_offer(case=case, actor=viewer(request))
-        return Response(_detail(request, public_id))
-
-
-class RefundWithdrawApi(RefundActionApi):
-    action_name = "withdraw"
-
-    @extend_schema(
-        operation_id="refunds_withdraw",
-        tags=TAGS,
-        request=None,
-        responses={200: RefundOut, **_ACTION_ERRORS},
-        summary="Buyer withdraws the request",
-    )
-    def post(self, request: Request, public_id: str) -> Response:
-        case = self._party_case(request, public_id)
-        services.refund_withdraw(case=case, actor=viewer(request))
-        return Response(_detail(request, public_id))
-
-
-class RefundShipReturnApi(RefundActionApi):
-    action_name = "ship-return"
-
-    @extend_schema(
-        operation_id="refunds_ship_return",
-        tags=TAGS,
-        request=RefundShipReturnIn,
-        responses={200: RefundOut, **_ACTION_ERRORS},
-        summary="Buyer enters the return's carrier and tracking number",
-    )
-    def post(self, request: Request, public_id: str) -> Response:
-        case = self._party_case(request, public_id)
-        data = validated(RefundShipReturnIn, request)
-        services.refund_ship_return(
-            case=case,
-            actor=viewer(request),
-            carrier=data["carrier"],
-            tracking_number=data["tracking_number"],
-        )
-        return Response(_detail(request, public_id))
+    return extend_schema_view(post=schema)(view)
 
 
 # --- messages and evidence --------------------------------------------------------------------
@@ -425,14 +303,10 @@ R = "refunds/<str:public_id>/"
 urlpatterns = [
     path("refunds/", RefundListCreateApi.as_view(), name="refund-list"),
     path(R, RefundDetailApi.as_view(), name="refund-detail"),
-    path(R + "accept/", RefundAcceptApi.as_view(), name="refund-accept"),
-    path(R + "offer/", RefundOfferApi.as_view(), name="refund-offer"),
-    path(R + "reject/", RefundRejectApi.as_view(), name="refund-reject"),
-    path(R + "confirm-return/", RefundConfirmReturnApi.as_view(), name="refund-confirm-return"),
-    path(R + "accept-offer/", RefundAcceptOfferApi.as_view(), name="refund-accept-offer"),
-    path(R + "decline-offer/", RefundDeclineOfferApi.as_view(), name="refund-decline-offer"),
-    path(R + "withdraw/", RefundWithdrawApi.as_view(), name="refund-withdraw"),
-    path(R + "ship-return/", RefundShipReturnApi.as_view(), name="refund-ship-return"),
+    *(
+        path(R + f"{action.name}/", _action_api(action).as_view(), name=f"refund-{action.name}")
+        for action in ROUTED_CASE_ACTIONS
+    ),
     path(R + "messages/", RefundMessagesApi.as_view(), name="refund-messages"),
     path(R + "evidence/", RefundEvidenceApi.as_view(), name="refund-evidence"),
 ]

@@ -7,10 +7,12 @@ API's `actions`, the case page's buttons and the admin read the same answer (doc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from django.utils.module_loading import import_string
 from django_fsm import can_proceed
 
 from kernel import windows
@@ -19,6 +21,9 @@ from orders.models import User
 from orders.rules import Role, author_role, order_role
 
 from .models import OPEN_STATES, RefundCase
+
+if TYPE_CHECKING:
+    from rest_framework.serializers import Serializer
 
 OPEN_CASE_HOLDS_CANCEL = (
     "This order has an open refund case; withdraw or finish it before cancelling."
@@ -51,24 +56,107 @@ def _fmt(instant: datetime, user: User | None) -> str:
 
 @dataclass(frozen=True)
 class CaseAction:
-    name: str  # as in the API path: /api/v1/refunds/{id}/{name}/
+    """A party's action on a case, declared once: the API view, the case page and both URL
+    confs read it (docs/architecture.md). The service and the API's input serializer are named by
+    dotted path because they sit above this module (services ask these rules); a test resolves
+    every one."""
+
+    name: str  # the path segment: /api/v1/refunds/{id}/{name}/ and /refunds/{id}/{name}/
     party: str  # who may take it
     method: str  # the RefundCase transition it runs (the FSM says from which states)
+    service: str = ""  # "" for an action served elsewhere (opening a dispute: disputes)
+    serializer: str = ""  # the API's input, "" when the action takes none
+    summary: str = ""  # what the API schema says of it
+    message: str = ""  # what the page says once it is done
+
+    @property
+    def routed(self) -> bool:
+        """Whether the refunds API and the case page serve it at its own path."""
+        return bool(self.service)
+
+    def run(self, **kwargs: Any) -> RefundCase:
+        service: Callable[..., RefundCase] = import_string(self.service)
+        return service(**kwargs)
+
+    def input_serializer(self) -> type[Serializer] | None:
+        return import_string(self.serializer) if self.serializer else None
 
 
+_S = "refunds.services."
+_IN = "refunds.serializers."
 CASE_ACTIONS: tuple[CaseAction, ...] = (
-    CaseAction("accept", "seller", "accept"),
-    CaseAction("offer", "seller", "offer"),
-    CaseAction("reject", "seller", "reject"),
-    CaseAction("confirm-return", "seller", "confirm_return"),
-    CaseAction("accept-offer", "buyer", "accept_offer"),
-    CaseAction("decline-offer", "buyer", "decline_offer"),
-    CaseAction("withdraw", "buyer", "withdraw"),
-    CaseAction("ship-return", "buyer", "ship_return"),
-    CaseAction("open-dispute", "buyer", "escalate"),
+    CaseAction(
+        "accept",
+        "seller",
+        "accept",
+        _S + "refund_accept",
+        summary="Seller accepts the request (a return is asked for when needed)",
+        message="Request accepted.",
+    ),
+    CaseAction(
+        "offer",
+        "seller",
+        "offer",
+        _S + "refund_offer",
+        _IN + "RefundOfferIn",
+        summary="Seller offers a partial refund; the buyer has 48 h to answer",
+        message="Offer sent to the buyer.",
+    ),
+    CaseAction(
+        "reject",
+        "seller",
+        "reject",
+        _S + "refund_reject",
+        _IN + "RefundRejectIn",
+        summary="Seller rejects the request (the buyer may then dispute)",
+        message="Request rejected.",
+    ),
+    CaseAction(
+        "confirm-return",
+        "seller",
+        "confirm_return",
+        _S + "refund_confirm_return",
+        summary="Seller confirms the returned item arrived; the refund is paid",
+        message="Return confirmed; the refund is being paid.",
+    ),
+    CaseAction(
+        "accept-offer",
+        "buyer",
+        "accept_offer",
+        _S + "refund_accept_offer",
+        summary="Buyer takes the seller's partial offer",
+        message="Offer accepted; the refund is being paid.",
+    ),
+    CaseAction(
+        "decline-offer",
+        "buyer",
+        "decline_offer",
+        _S + "refund_decline_offer",
+        summary="Buyer declines the offer (the case closes; it may be disputed)",
+        message="Offer declined.",
+    ),
+    CaseAction(
+        "withdraw",
+        "buyer",
+        "withdraw",
+        _S + "refund_withdraw",
+        summary="Buyer withdraws the request",
+        message="Refund request withdrawn.",
+    ),
+    CaseAction(
+        "ship-return",
+        "buyer",
+        "ship_return",
+        _S + "refund_ship_return",
+        _IN + "RefundShipReturnIn",
+        summary="Buyer enters the return's carrier and tracking number",
+        message="Tracking number saved. The seller has been told the return is on its way.",
+    ),
+    CaseAction("open-dispute", "buyer", "escalate"),  # disputes.services.dispute_open
 )
-ACTION_PARTY: dict[str, str] = {a.name: a.party for a in CASE_ACTIONS}
+ROUTED_CASE_ACTIONS: tuple[CaseAction, ...] = tuple(a for a in CASE_ACTIONS if a.routed)
 ACTION_OF_METHOD: dict[str, CaseAction] = {a.method: a for a in CASE_ACTIONS}
+ACTION_OF_NAME: dict[str, CaseAction] = {a.name: a for a in CASE_ACTIONS}
 
 
 def refund_party_refusal(*, case: RefundCase, user: User, party: str) -> DomainError | None:

@@ -35,7 +35,7 @@ from orders.selectors import order_get_for_user
 from orders.services import message_post_on_order
 from payouts.selectors import payouts_for_order
 from payouts.services import order_cancel_by_buyer, order_cancel_out_of_stock
-from portal.forms.base import OrderMessageForm, apply_domain_error
+from portal.forms.base import OrderMessageForm, PortalForm, apply_domain_error
 from portal.forms.refunds import (
     EVIDENCE_HELP,
     CaseMessageForm,
@@ -62,9 +62,11 @@ from refunds.drafts import (
 from refunds.evidence import evidence_add
 from refunds.models import OPEN_STATES, Reason, RefundCase, State
 from refunds.rules import (
+    ACTION_OF_NAME,
     OPEN_CASE_HOLDS_CANCEL,
     refund_actions,
     refund_dispute_refusal,
+    refund_party_refusal,
     refund_role,
 )
 from refunds.selectors import (
@@ -536,28 +538,12 @@ def refund_review(request: HttpRequest, number: str) -> HttpResponse:
 
 # --- the case page -------------------------------------------------------------------------------
 
-# Buttons and forms of the case page: the action's path segment, its form, and its service.
-CASE_ACTIONS: dict[str, tuple[type, Any, str]] = {
-    "accept": (type(None), services.refund_accept, "Request accepted."),
-    "offer": (OfferForm, services.refund_offer, "Offer sent to the buyer."),
-    "reject": (RejectForm, services.refund_reject, "Request rejected."),
-    "confirm-return": (
-        type(None),
-        services.refund_confirm_return,
-        "Return confirmed; the refund is being paid.",
-    ),
-    "accept-offer": (
-        type(None),
-        services.refund_accept_offer,
-        "Offer accepted; the refund is being paid.",
-    ),
-    "decline-offer": (type(None), services.refund_decline_offer, "Offer declined."),
-    "withdraw": (type(None), services.refund_withdraw, "Refund request withdrawn."),
-    "ship-return": (
-        ShipReturnForm,
-        services.refund_ship_return,
-        "Tracking number saved. The seller has been told the return is on its way.",
-    ),
+# The case page's input for the actions that take some; every other part of an action (its
+# party, service and message) is its declaration in `refunds.rules.CASE_ACTIONS`.
+ACTION_FORMS: dict[str, type[PortalForm]] = {
+    "offer": OfferForm,
+    "reject": RejectForm,
+    "ship-return": ShipReturnForm,
 }
 
 
@@ -620,23 +606,26 @@ def case_detail(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
 @require_POST
 def case_action(request: HttpRequest, case_id: uuid.UUID, action: str) -> HttpResponse:
     case = _case_for(request, case_id)
-    form_class, service, done = CASE_ACTIONS[action]
+    declared = ACTION_OF_NAME[action]
     user = _user(request)
+    # Whose action it is is answered before the form is judged, as the API does.
+    if (refusal := refund_party_refusal(case=case, user=user, party=declared.party)) is not None:
+        return _case_page(request, case, action_error=(action, refusal.message), status=400)
     kwargs: dict[str, Any] = {}
     form = None
-    if form_class is not type(None):
+    if (form_class := ACTION_FORMS.get(action)) is not None:
         form = form_class(request.POST)
         if not form.is_valid():
             return _case_page(request, case, forms={action: form}, status=400)
         kwargs = dict(form.cleaned_data)
     try:
-        service(case=case, actor=user, **kwargs)
+        declared.run(case=case, actor=user, **kwargs)
     except DomainError as exc:
         if form is not None:
             apply_domain_error(form, exc)
             return _case_page(request, case, forms={action: form}, status=400)
         return _case_page(request, case, action_error=(action, exc.message), status=400)
-    messages.success(request, done)
+    messages.success(request, declared.message)
     return redirect("case-detail", case_id=case.public_id)
 
 

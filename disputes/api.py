@@ -322,7 +322,9 @@ class DisputeListCreateApi(GenericAPIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(DisputeOpenIn, request)
-        case = refund_case_read(user=viewer(request), public_id=data["refund"])
+        case = refund_case_read(
+            user=viewer(request), public_id=data["refund"], related=("dispute",)
+        )
         dispute = services.dispute_open(
             case=case,
             buyer=viewer(request),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from kernel import windows
-from orders.models import Event, Message, Order, OrderItem, User
+from orders.models import Event, Message, Order, User
 
 from .models import OPEN_STATES, Evidence, Reason, RefundCase, RefundItem
 from .services import refund_window
@@ -79,12 +80,13 @@ def _uuid_or_404(value: Any, what: str) -> uuid.UUID:
         raise Http404(f"No such {what}.") from exc
 
 
-def refund_case_read(*, user: Any, public_id: Any) -> RefundCase:
-    """One case with its order, shop, buyer and dispute (or known to be absent), one query;
-    404 for a case the user may not see. Its items are `refund_items`."""
+def refund_case_read(*, user: Any, public_id: Any, related: Sequence[str] = ()) -> RefundCase:
+    """One case with its order, shop and buyer, one query; 404 for a case the user may not see.
+    `related` names relations of the apps above to join as well (the portal's and the disputes
+    app's `"dispute"`): this app does not name them. Its items are `refund_items`."""
     key = _uuid_or_404(public_id, "refund case")
     try:
-        return _cases_for(user).select_related("dispute").get(public_id=key)
+        return _cases_for(user).select_related(*related).get(public_id=key)
     except RefundCase.DoesNotExist as exc:
         raise Http404("No such refund case.") from exc
 
@@ -109,45 +111,7 @@ def refund_timeline(*, case: RefundCase) -> list[Event]:
     return list(Event.objects.filter(case_id=case.public_id).select_related("actor"))
 
 
-def refund_order_cards(*, user: User, role: str) -> QuerySet[Order]:
-    """The orders `user` bought (`role="buyer"`) or sold (`"seller"`), newest first, as My
-    orders shows them: shop and buyer joined; item lines and refund cases (newest first,
-    each with its dispute or known to have none) prefetched, one query each per page."""
-    if role not in ("buyer", "seller"):
-        raise ValueError(f"role must be buyer or seller, not {role!r}")
-    owner = Q(buyer=user) if role == "buyer" else Q(shop__owner=user)
-    return (
-        Order.objects.filter(owner)
-        .select_related("shop", "buyer")
-        .prefetch_related(
-            Prefetch("items", queryset=OrderItem.objects.only("order_id", "quantity", "title")),
-            Prefetch(
-                "refund_cases",
-                queryset=RefundCase.objects.select_related("dispute").only(
-                    *_CARD_CASE, "dispute__public_id", "dispute__case_id"
-                ),
-                to_attr="cases",
-            ),
-        )
-        .order_by("-placed_at", "-id")
-    )
-
-
 # What an order card reads of a case: its step, deadline and badge.
-_CARD_CASE = (
-    "public_id",
-    "order_id",
-    "state",
-    "closed_reason",
-    "created_at",
-    "respond_by",
-    "offer_by",
-    "return_by",
-    "confirm_by",
-    "dispute_by",
-)
-
-
 def refund_timelines(*, cases: list[RefundCase]) -> dict[uuid.UUID, list[Event]]:
     """The timelines of a page of cases in one query (events point at cases by public id)."""
     by_case: dict[uuid.UUID, list[Event]] = defaultdict(list)

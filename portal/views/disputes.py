@@ -42,10 +42,10 @@ from portal.forms.disputes import (
     StatementForm,
 )
 from portal.forms.refunds import CaseMessageForm
+from portal.selectors import case_page_read
 from portal.views.pages import render_page
 from refunds.models import RefundCase
 from refunds.rules import refund_dispute_refusal
-from refunds.selectors import refund_case_read
 from refunds.timeline import refund_timeline_entries
 
 
@@ -76,7 +76,7 @@ def dispute_new(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
     opens."""
     user = _user(request)
     # The case with its dispute joined (one query): `existing` and `_why_not` read it.
-    case = refund_case_read(user=user, public_id=case_id)
+    case = case_page_read(user=user, public_id=case_id)
     if case.order.buyer_id != user.pk:
         raise PermissionDenied("Only the buyer can open a dispute.")
     existing = getattr(case, "dispute", None)

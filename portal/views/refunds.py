@@ -47,6 +47,7 @@ from portal.forms.refunds import (
     ShipReturnForm,
 )
 from portal.paging import first_page_or_paginate
+from portal.selectors import case_page_read, order_cards
 from portal.templatetags.portal import both_zones
 from portal.views.pages import render_page
 from refunds import services
@@ -70,14 +71,12 @@ from refunds.rules import (
     refund_role,
 )
 from refunds.selectors import (
-    refund_case_read,
     refund_evidence,
     refund_filing_open_until,
     refund_filing_options,
     refund_items,
     refund_messages,
     refund_open_case_for_order,
-    refund_order_cards,
 )
 from refunds.timeline import refund_timeline_entries
 
@@ -188,7 +187,7 @@ def _case_step(case: RefundCase, role: str) -> NextStep:
 def order_list(request: HttpRequest) -> HttpResponse:
     tab = "seller" if request.GET.get("as") == "seller" else "buyer"
     user = _user(request)
-    cards = refund_order_cards(user=user, role=tab)
+    cards = order_cards(user=user, role=tab)
     page = first_page_or_paginate(cards, request.GET.get("page"), ORDERS_PER_PAGE)
     now = timezone.now()
     rows = []
@@ -593,7 +592,7 @@ def _case_page(
 
 
 def _case_for(request: HttpRequest, case_id: Any) -> RefundCase:
-    return refund_case_read(user=_user(request), public_id=case_id)
+    return case_page_read(user=_user(request), public_id=case_id)
 
 
 @login_required

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from orders.models import Event, Message, Order
 from orders.services import message_post_on_order
+from portal.selectors import case_page_read, order_cards
 from refunds import services
 from refunds.evidence import evidence_add
 from refunds.models import ClosedReason, Evidence, RefundCase, State
@@ -27,7 +28,6 @@ from refunds.selectors import (
     refund_items,
     refund_list_for_user,
     refund_messages,
-    refund_order_cards,
     refund_timeline,
 )
 from tests.disputes.factories import open_dispute, rejected_case
@@ -260,7 +260,7 @@ def test_a_case_without_items_has_none(order):
     assert refund_items(case=file_refund(order, amount="5.00")) == []
 
 
-# --- refund_order_cards ----------------------------------------------------------------
+# --- order_cards (portal) ----------------------------------------------------------------
 
 
 @pytest.fixture
@@ -297,7 +297,7 @@ def cases_by_order(buyer, seller):
 
 
 def cards_by_order(user, role: str = "buyer") -> dict[int, Order]:
-    return {o.pk: o for o in refund_order_cards(user=user, role=role)}
+    return {o.pk: o for o in order_cards(user=user, role=role)}
 
 
 def test_cards_carry_each_orders_cases_newest_first(cases_by_order, buyer):
@@ -347,7 +347,7 @@ def test_cards_are_the_users_own_orders_by_role(cases_by_order, buyer, seller, o
     assert cards_by_order(seller) == {}
     assert cards_by_order(other_buyer) == {}
     with pytest.raises(ValueError, match="role"):
-        refund_order_cards(user=buyer, role="staff")
+        order_cards(user=buyer, role="staff")
 
 
 # --- refund_case_read -------------------------------------------------------------------
@@ -371,7 +371,7 @@ def test_case_page_read_loads_what_the_page_shows_in_one_query(
     buyer, disputed_case, django_assert_num_queries
 ):
     with django_assert_num_queries(1):
-        case = refund_case_read(user=buyer, public_id=str(disputed_case.public_id))
+        case = case_page_read(user=buyer, public_id=str(disputed_case.public_id))
         shown = (
             case.order.number,
             case.order.shop.name,
@@ -404,7 +404,7 @@ def test_case_page_read_knows_there_is_no_dispute(buyer, order, django_assert_nu
     filed = file_refund(order, amount="20.00")
 
     with django_assert_num_queries(1):
-        case = refund_case_read(user=buyer, public_id=filed.public_id)
+        case = case_page_read(user=buyer, public_id=filed.public_id)
         assert getattr(case, "dispute", None) is None
     assert cached_dispute(case) is None
 

@@ -1,6 +1,6 @@
 """Explicit extension points for the apps above `orders` (which `orders` may not import).
 
-`refunds` and `disputes` register here in their AppConfig.ready(); nothing is signal-driven.
+`refunds` and `notifications` register here in their AppConfig.ready(); nothing is signal-driven.
 """
 
 from __future__ import annotations

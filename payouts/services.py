@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 
 
 PAYOUT_CLAIM = timedelta(minutes=5)
-
-
 PAYOUT_BACKOFF = [
     timedelta(minutes=1),
     timedelta(minutes=5),

@@ -14,7 +14,6 @@ from typing import Any
 
 from django import template
 from django.forms import BoundField
-from django.template.loader import get_template
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -115,23 +114,15 @@ def duration_words(value: timedelta | None) -> str:
     return windows.duration_words(value)
 
 
-FIELD_TEMPLATE = "orders/partials/field.html"
-
-
-@register.simple_tag
-def field(bound: BoundField) -> SafeString:
+@register.inclusion_tag("orders/partials/field.html")
+def field(bound: BoundField) -> dict[str, Any]:
     """`{% field form.body %}`: one form field as orders/partials/field.html lays it out
     (label, help, the error next to it, the input)."""
-    return mark_safe(get_template(FIELD_TEMPLATE).render({"field": bound}))  # noqa: S308 - a template's escaped output
+    return {"field": bound}
 
 
-FORM_ERRORS_TEMPLATE = "orders/partials/form_errors.html"
-
-
-@register.simple_tag
-def form_errors(form: Any) -> SafeString:
+@register.inclusion_tag("orders/partials/form_errors.html")
+def form_errors(form: Any) -> dict[str, Any]:
     """`{% form_errors form %}`: the errors that belong to no one field, above the form
-    (orders/partials/form_errors.html), rendered only when there are some."""
-    if form is None or not form.non_field_errors():
-        return mark_safe("")
-    return mark_safe(get_template(FORM_ERRORS_TEMPLATE).render({"form": form}))  # noqa: S308 - a template's escaped output
+    (orders/partials/form_errors.html shows them only when there are some)."""
+    return {"form": form}

@@ -64,8 +64,8 @@ from refunds.evidence import evidence_add
 from refunds.models import OPEN_STATES, Reason, RefundCase, State
 from refunds.rules import (
     ACTION_OF_NAME,
-    OPEN_CASE_HOLDS_CANCEL,
     refund_actions,
+    refund_cancel_holds_of,
     refund_dispute_refusal,
     refund_party_refusal,
     refund_role,
@@ -115,25 +115,18 @@ class OrderRow:
 
 
 def _dispute_of(case: RefundCase) -> Any:
-    # The reverse one-to-one of disputes.Dispute (loaded with select_related("dispute")):
-    # read as an attribute so this app imports nothing from the app above it.
+    # The reverse one-to-one of disputes.Dispute, loaded with select_related("dispute"); None
+    # when the case has none.
     return getattr(case, "dispute", None)
 
 
-def _cancel_holds(order: Order, open_case: RefundCase | None) -> dict[int, str]:
-    # The open case the page has loaded is the hold `refunds.rules.refund_open_case_holds` reads.
-    return {order.pk: OPEN_CASE_HOLDS_CANCEL} if open_case is not None else {}
-
-
-def _buyer_can_cancel(
-    order: Order, user: User, open_case: RefundCase | None, now: datetime
-) -> bool:
-    holds = _cancel_holds(order, open_case)
+def _buyer_can_cancel(order: Order, user: User, cases: list[RefundCase], now: datetime) -> bool:
+    holds = refund_cancel_holds_of(cases=cases)
     return order_cancel_refusal(order=order, user=user, now=now, holds=holds) is None
 
 
-def _seller_can_cancel(order: Order, user: User, open_case: RefundCase | None) -> bool:
-    holds = _cancel_holds(order, open_case)
+def _seller_can_cancel(order: Order, user: User, cases: list[RefundCase]) -> bool:
+    holds = refund_cancel_holds_of(cases=cases)
     return order_cancel_out_of_stock_refusal(order=order, user=user, holds=holds) is None
 
 
@@ -145,7 +138,7 @@ def _order_steps(
         case.order = order  # loaded already: the rules read the case's order
     open_case = next((c for c in cases if c.state in OPEN_STATES), None)
     if role == "buyer":
-        if _buyer_can_cancel(order, user, open_case, now):
+        if _buyer_can_cancel(order, user, cases, now):
             cancel_until = windows.instant_cancel_until(placed_at=order.placed_at)
             steps.append(NextStep("cancel", cancel_until, "warn"))
         if open_case is not None:
@@ -160,7 +153,7 @@ def _order_steps(
     elif role == "seller":
         if open_case is not None:
             steps.append(_case_step(open_case, role))
-        if _seller_can_cancel(order, user, open_case):
+        if _seller_can_cancel(order, user, cases):
             steps.append(NextStep("out_of_stock"))
     return steps, open_case
 
@@ -234,9 +227,9 @@ def _order_page(
         "thread": list(order.messages.select_related("author")),
         "payouts": list(payouts_for_order(order=order)),
         "message_form": message_form or OrderMessageForm(),
-        "can_cancel": _buyer_can_cancel(order, user, open_case, now),
+        "can_cancel": _buyer_can_cancel(order, user, cases, now),
         "cancel_until": cancel_until,
-        "can_cancel_out_of_stock": _seller_can_cancel(order, user, open_case),
+        "can_cancel_out_of_stock": _seller_can_cancel(order, user, cases),
         "action_error": action_error,
     }
     return render_page(request, "orders/detail.html", context, nav="orders", status=status)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from .models import Event, Order, User
+from .models import Order, User
 
 
 def order_list_for_user(*, user: User) -> QuerySet[Order]:
@@ -21,7 +21,3 @@ def order_get_for_user(*, user: User, number: str) -> Order:
         return order_list_for_user(user=user).get(number=number)
     except Order.DoesNotExist as exc:
         raise Http404("No such order.") from exc
-
-
-def events_for_order(*, order: Order) -> QuerySet[Event]:
-    return Event.objects.filter(order=order).select_related("actor")

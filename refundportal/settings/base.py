@@ -323,6 +323,10 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
+# How many reverse proxies in front of the app append to X-Forwarded-For; the client address is
+# read through exactly that many (kernel/security.py). 0: the header is ignored.
+TRUSTED_PROXY_COUNT = _env_or_fail("TRUSTED_PROXY_COUNT", int, 0)
+
 AXES_FAILURE_LIMIT = _env_or_fail("AXES_FAILURE_LIMIT", int, 5)
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]

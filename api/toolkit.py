@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import exceptions, serializers
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
@@ -29,6 +30,23 @@ NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+# No input of the API nests deeper than a few levels; a body nested thousands deep would exhaust
+# the parser's recursion (a RecursionError, a 500) or every walk over it afterwards.
+MAX_JSON_DEPTH = 32
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 class ExactJSONParser(JSONParser):
@@ -45,11 +63,29 @@ class ExactJSONParser(JSONParser):
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        too_deep = exceptions.ParseError(
+            f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels."
+        )
         try:
             text = codecs.getreader(encoding)(stream).read()
-            return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+            data = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
         except ValueError as exc:
             raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
+        except RecursionError as exc:
+            raise too_deep from exc
+        if _depth_exceeds(data, MAX_JSON_DEPTH):
+            raise too_deep
+        return data
+
+
+class EndpointMetadata(SimpleMetadata):
+    """What `OPTIONS` answers on every endpoint: its name, description, and the media types it
+    renders and parses. The input of each method is described by the schema (`/api/schema/`);
+    DRF's default would build it from `serializer_class`, which these views do not declare (a
+    500 on `OPTIONS`), and would read the object behind the URL to do so."""
+
+    def determine_actions(self, request: Request, view: Any) -> dict[str, Any]:
+        return {}
 
 
 def _flat_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:

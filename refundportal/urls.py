@@ -3,6 +3,8 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from api.errors import envelope_response
+
 api_v1 = [
     path("", include("orders.api")),
     path("", include("payouts.api")),
@@ -14,9 +16,14 @@ api_v1 = [
 
 def api_not_found(request: HttpRequest) -> JsonResponse:
     """An unknown API path answers in the API's envelope, not with an HTML page."""
-    return JsonResponse(
-        {"error": {"code": "not_found", "message": "No such API endpoint."}}, status=404
-    )
+    return envelope_response("not_found", "No such API endpoint.", 404)
+
+
+# Errors Django answers itself: the envelope under /api/, its own pages elsewhere (api/errors.py).
+handler400 = "api.errors.bad_request"
+handler403 = "api.errors.permission_denied"
+handler404 = "api.errors.page_not_found"
+handler500 = "api.errors.server_error"
 
 
 urlpatterns = [

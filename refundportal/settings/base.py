@@ -154,6 +154,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "refundportal.middleware.HostileRequestMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -213,6 +214,12 @@ STORAGES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# The largest API body, checked before it is read (refundportal/middleware.py): JSON, unless the
+# view sets its own `max_body_bytes`; a multipart upload carries one evidence file and its fields.
+API_MAX_BODY_BYTES = _env_or_fail("API_MAX_BODY_BYTES", int, 2 * 1024 * 1024)
+API_MAX_UPLOAD_BODY_BYTES = _env_or_fail(
+    "API_MAX_UPLOAD_BODY_BYTES", int, EVIDENCE_MAX_BYTES + 1024 * 1024
+)
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env("EMAIL_HOST", default="localhost")
@@ -230,8 +237,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "api.paging.ApiPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_METADATA_CLASS": "api.toolkit.EndpointMetadata",
     "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
     "DEFAULT_THROTTLE_RATES": {

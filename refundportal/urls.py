@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 api_v1 = [
     path("", include("orders.api")),
+    path("", include("orders.api_tokens")),
     path("", include("payouts.api")),
     path("", include("refunds.api")),
     path("", include("disputes.api")),

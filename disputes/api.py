@@ -34,7 +34,7 @@ from api.toolkit import (
 )
 from kernel.errors import ValidationFailed
 from kernel.money import format_optional_amount
-from orders.models import Message
+from orders.models import ApiScope, Message
 from refunds.evidence import EVIDENCE_KINDS
 from refunds.models import Evidence
 from refunds.selectors import refund_case_read
@@ -453,6 +453,7 @@ class DisputeEvidenceApi(GenericAPIView):
 
 class DisputeRequestInfoApi(APIView):
     parser_classes = [ExactJSONParser]
+    token_scope = ApiScope.DECIDE
 
     @extend_schema(
         operation_id="disputes_request_info",
@@ -487,6 +488,7 @@ class DisputeWithdrawApi(APIView):
 
 class DisputeDecideApi(APIView):
     parser_classes = [ExactJSONParser]
+    token_scope = ApiScope.DECIDE
 
     @extend_schema(
         operation_id="disputes_decide",

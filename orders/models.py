@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 import zoneinfo
+from datetime import datetime
 from decimal import Decimal
 from typing import ClassVar
 
@@ -293,3 +295,51 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"Message {self.public_id} on {self.order_id}"
+
+
+class ApiScope(models.TextChoices):
+    """What an API token may do (docs/api.md, Authentication). A token's scopes only narrow what
+    its account's role allows (`rules.api_scopes`)."""
+
+    READ = "read", "Read"  # every safe method (GET, HEAD, OPTIONS)
+    ACT = "act", "Act as a party"  # a buyer's or seller's writes
+    DECIDE = "decide", "Decide (staff)"  # staff decisions on disputes
+    MARKETPLACE = "marketplace", "Marketplace feed"  # orders, shipping and delivery events
+
+
+class ApiToken(models.Model):
+    """An API key, stored only as the SHA-256 digest of its secret (docs/api.md, Authentication).
+
+    Keys are 256 random bits, so a fast hash is right: there is nothing to guess a key from, and
+    the digest of a leaked database is no key. `prefix` (the key's first characters) names the
+    token in lists and the admin and narrows the lookup; the digest decides.
+    """
+
+    PREFIX_LENGTH = 12
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=PREFIX_LENGTH, db_index=True, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    # Written at most once a minute per token (services.API_TOKEN_TOUCH_EVERY), not per request.
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name or 'unnamed'})"
+
+    @staticmethod
+    def digest_of(key: str) -> str:
+        """The stored form of a key. Keys are random, not chosen by people, so a fast hash
+        suffices (there is nothing to brute-force from a digest) and keeps the lookup cheap."""
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def is_usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and self.expires_at > now

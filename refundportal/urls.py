@@ -7,6 +7,7 @@ from api.errors import envelope_response
 
 api_v1 = [
     path("", include("orders.api")),
+    path("", include("orders.api_tokens")),
     path("", include("payouts.api")),
     path("", include("refunds.api")),
     path("", include("disputes.api")),

@@ -138,7 +138,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "django_fsm",
@@ -232,9 +231,12 @@ ANYMAIL = env.dict("ANYMAIL", default={})
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "api.authentication.ApiTokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "api.permissions.TokenScope",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "api.paging.ApiPagination",
@@ -249,6 +251,16 @@ REST_FRAMEWORK = {
         "uploads": env("THROTTLE_UPLOADS", default="60/hour"),
     },
 }
+# API keys (docs/api.md, Authentication): how long a new key lives when its issuer names no
+# lifetime, and the longest lifetime anyone may choose.
+API_TOKEN_DAYS = _env_or_fail("API_TOKEN_DAYS", int, 90)
+API_TOKEN_MAX_DAYS = _env_or_fail("API_TOKEN_MAX_DAYS", int, 365)
+if not 1 <= API_TOKEN_DAYS <= API_TOKEN_MAX_DAYS:
+    raise ImproperlyConfigured(
+        f"API_TOKEN_DAYS={API_TOKEN_DAYS} must be between 1 and API_TOKEN_MAX_DAYS "
+        f"({API_TOKEN_MAX_DAYS})"
+    )
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "RefundPortal API",
     "DESCRIPTION": "Refunds, returns and disputes for marketplaces (docs/api.md).",

@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
 
 from refundportal.wsgi import application
 from refunds import services as refund_services
+from tests.conftest import api_token_for
 from tests.disputes.factories import dispute_for
 from tests.orders.factories import OrderFactory
 from tests.refunds.factories import file_refund
@@ -72,7 +72,7 @@ def world(buyer, other_buyer, seller, other_seller, staff, marketplace) -> World
         "marketplace": marketplace,
     }
     return World(
-        tokens={name: Token.objects.create(user=user).key for name, user in people.items()},
+        tokens={name: api_token_for(user) for name, user in people.items()},
         path_parameters={
             "number": order.number,
             "public_id": str(case.public_id),

@@ -8,7 +8,6 @@ import codecs
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, cast
 
 from django.conf import settings
@@ -21,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 from kernel.errors import ValidationFailed
-from kernel.money import format_amount
+from kernel.money import DecimalLiteral, amount_text, format_amount
 from orders.models import User
 
 NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
@@ -36,6 +35,8 @@ class ExactJSONParser(JSONParser):
 
     `"total": 59.90` is read as Decimal("59.90") and `0.30000000000000004` stays that (and is then
     refused as mis-scaled) instead of being rounded by a float on the way in (docs/rules.md, Money).
+    Each keeps the text it was written with (`DecimalLiteral`), so an amount written `1e2` is
+    judged as written; an exponent too large for a Decimal is a parse error, not a 500.
     """
 
     def parse(
@@ -47,7 +48,7 @@ class ExactJSONParser(JSONParser):
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             text = codecs.getreader(encoding)(stream).read()
-            return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+            return json.loads(text, parse_float=DecimalLiteral, parse_constant=_reject_constant)
         except ValueError as exc:
             raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
 
@@ -101,17 +102,19 @@ def iso_utc(instant: datetime | None) -> str | None:
 
 @extend_schema_field({"type": "string", "format": "decimal", "example": "59.90"})
 class AmountInField(serializers.Field):
-    """A string (or an exact JSON number); its scale is checked against the order's currency
-    in the serializer's `validate`, where the currency is known."""
+    """A string (or an exact JSON number), handed on as the text it was written with; the amount
+    grammar and the currency's scale are judged by `kernel.money.parse_amount` where the currency
+    is known (the serializer's `validate`, or the service)."""
 
     default_error_messages = {
         "invalid": 'Send the amount as a string in the currency\'s minor unit, e.g. "59.90".',
     }
 
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, bool) or not isinstance(data, str | int | Decimal):
+    def to_internal_value(self, data: Any) -> str:
+        # A plain Decimal never comes from ExactJSONParser (its numbers are DecimalLiteral).
+        if not isinstance(data, str | int | DecimalLiteral) or isinstance(data, bool):
             self.fail("invalid")
-        return data
+        return amount_text(data)
 
     def to_representation(self, value: Any) -> Any:  # pragma: no cover - input only
         return str(value)

@@ -21,6 +21,7 @@ from rest_framework.settings import api_settings
 
 from kernel.errors import ValidationFailed
 from kernel.money import DecimalLiteral, amount_text, format_amount
+from kernel.text import text_refusal
 from orders.models import User
 
 NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
@@ -167,12 +168,42 @@ class MoneyOutField(serializers.Field):
         return format_amount(getattr(obj, self.attr), obj.currency)
 
 
+class MultiLineCharField(serializers.CharField):
+    """Free text of several lines (a message, a statement, a description): CR and LF are kept as
+    given. Every other `CharField` of a `StrictSerializer` is single-line (kernel/text.py)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("style", {"base_template": "textarea.html"})
+        super().__init__(**kwargs)
+
+
 class StrictSerializer(serializers.Serializer):
-    """Unknown keys are an error: a misspelt `card_last_4` must not be dropped silently."""
+    """Unknown keys are an error: a misspelt `card_last_4` must not be dropped silently.
+
+    Text follows docs/rules.md, Text fields, by default: a `CharField` is single-line (no line
+    breaks or control characters), a `MultiLineCharField` keeps line breaks. The raw value is
+    judged, before the field strips its ends."""
+
+    def _text_errors(self, data: Mapping[str, Any]) -> dict[str, list[str]]:
+        errors: dict[str, list[str]] = {}
+        for name, field in self.fields.items():
+            value = data.get(name)
+            if field.read_only or not isinstance(field, serializers.CharField):
+                continue
+            if field.style.get("input_type") == "password":  # a secret, never shown as text
+                continue
+            if not isinstance(value, str):
+                continue
+            refusal = text_refusal(value, multi_line=isinstance(field, MultiLineCharField))
+            if refusal is not None:
+                errors[name] = [refusal]
+        return errors
 
     def to_internal_value(self, data: Any) -> Any:
         unknown = sorted(set(data) - set(self.fields)) if isinstance(data, Mapping) else []
         errors: dict[str, Any] = {str(name): ["Unknown field."] for name in unknown}
+        if isinstance(data, Mapping):
+            errors.update(self._text_errors(data))
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:

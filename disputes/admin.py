@@ -30,6 +30,7 @@ from django.utils.translation import gettext_lazy as _
 from kernel import windows
 from kernel.errors import DomainError
 from kernel.money import format_money
+from kernel.text import TextCheckedForm
 from orders.admin import ReadOnlyAdmin
 from orders.models import Order, User
 from refunds.models import Evidence
@@ -91,14 +92,14 @@ class AssignedFilter(admin.SimpleListFilter):
 # --- desk forms ---------------------------------------------------------------------------------
 
 
-class RequestInfoForm(forms.Form):
+class RequestInfoForm(TextCheckedForm):
     party = forms.ChoiceField(choices=Party.choices, widget=forms.RadioSelect, label=_("Ask"))
     question = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4, "cols": 80}), max_length=2000
     )
 
 
-class DecideForm(forms.Form):
+class DecideForm(TextCheckedForm):
     outcome = forms.ChoiceField(
         choices=[
             (Party.BUYER, _("For the buyer (refund)")),

@@ -25,6 +25,7 @@ from api.throttling import PostRateThrottle
 from api.toolkit import (
     AmountInField,
     ExactJSONParser,
+    MultiLineCharField,
     StrictSerializer,
     UTCDateTimeField,
     error_responses,
@@ -59,7 +60,7 @@ ROLE_CHOICES = ["buyer", "seller", "staff"]
 
 class DisputeOpenIn(StrictSerializer):
     refund = serializers.CharField(help_text="The refund case's id.")
-    statement = serializers.CharField(max_length=5000)
+    statement = MultiLineCharField(max_length=5000)
     contact_name = serializers.CharField(max_length=150)
     contact_email = serializers.EmailField(max_length=254)
     contact_phone = serializers.CharField(
@@ -69,12 +70,12 @@ class DisputeOpenIn(StrictSerializer):
 
 
 class DisputeBodyIn(StrictSerializer):
-    body = serializers.CharField(max_length=5000)
+    body = MultiLineCharField(max_length=5000)
 
 
 class DisputeRequestInfoIn(StrictSerializer):
     party = serializers.ChoiceField(choices=Party.choices)
-    question = serializers.CharField(max_length=2000)
+    question = MultiLineCharField(max_length=2000)
 
 
 class DisputeDecideIn(StrictSerializer):
@@ -86,7 +87,7 @@ class DisputeDecideIn(StrictSerializer):
         help_text="For the buyer only; default: the amount the buyer asked "
         "for. At most the order's refundable.",
     )
-    rationale = serializers.CharField(max_length=5000)
+    rationale = MultiLineCharField(max_length=5000)
 
 
 class DisputeEvidenceIn(serializers.Serializer):

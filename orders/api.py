@@ -32,6 +32,7 @@ from api.toolkit import (
     AwareDateTimeField,
     ExactJSONParser,
     MoneyOutField,
+    MultiLineCharField,
     StrictSerializer,
     UTCDateTimeField,
     error_responses,
@@ -141,7 +142,7 @@ class OrderDeliverIn(StrictSerializer):
 
 
 class OrderMessageIn(StrictSerializer):
-    body = serializers.CharField(max_length=5000)
+    body = MultiLineCharField(max_length=5000)
 
 
 # --- output serializers -------------------------------------------------------------------------

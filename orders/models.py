@@ -19,6 +19,7 @@ from django_fsm import FSMField, FSMModelMixin, transition
 
 from kernel import windows
 from kernel.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from kernel.text import MultiLineTextField, SingleLineCharField
 
 
 def validate_time_zone(value: str) -> None:
@@ -67,7 +68,7 @@ class User(AbstractBaseUser, PermissionsMixin, TimeStamped):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     email = models.EmailField(unique=True)
-    name = models.CharField(max_length=150, blank=True)
+    name = SingleLineCharField(max_length=150, blank=True)
     time_zone = models.CharField(
         max_length=64, default=default_time_zone, validators=[validate_time_zone]
     )
@@ -101,7 +102,7 @@ def default_return_policy():  # type: ignore[no-untyped-def]
 class Shop(TimeStamped):
     owner = models.ForeignKey(User, on_delete=models.PROTECT, related_name="shops")
     slug = models.SlugField(max_length=80, unique=True)
-    name = models.CharField(max_length=150)
+    name = SingleLineCharField(max_length=150)
     # How long after delivery change-of-mind returns are accepted (15 minutes … 30 days).
     return_policy = models.DurationField(
         default=default_return_policy, validators=[validate_return_policy]
@@ -132,7 +133,7 @@ def _money_field(**kw):  # type: ignore[no-untyped-def]
 
 
 class Order(FSMModelMixin, TimeStamped):
-    number = models.CharField(max_length=64, unique=True)
+    number = SingleLineCharField(max_length=64, unique=True)
     buyer = models.ForeignKey(User, on_delete=models.PROTECT, related_name="orders_bought")
     shop = models.ForeignKey(Shop, on_delete=models.PROTECT, related_name="orders")
     currency = models.CharField(max_length=3)
@@ -141,14 +142,14 @@ class Order(FSMModelMixin, TimeStamped):
     # so the check constraint below is the last word on the refund cap under concurrency.
     reserved = _money_field(default=Decimal("0"))
     payment_method = models.CharField(max_length=20, choices=PaymentMethod.choices)
-    payment_reference = models.CharField(max_length=128)
-    card_brand = models.CharField(max_length=32, blank=True)
-    card_last4 = models.CharField(max_length=4, blank=True)
+    payment_reference = SingleLineCharField(max_length=128)
+    card_brand = SingleLineCharField(max_length=32, blank=True)
+    card_last4 = SingleLineCharField(max_length=4, blank=True)
     placed_at = models.DateTimeField()
     deliver_by = models.DateTimeField(null=True, blank=True)
     shipped_at = models.DateTimeField(null=True, blank=True)
-    carrier = models.CharField(max_length=80, blank=True)
-    tracking_number = models.CharField(max_length=80, blank=True)
+    carrier = SingleLineCharField(max_length=80, blank=True)
+    tracking_number = SingleLineCharField(max_length=80, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.CharField(max_length=40, blank=True)
@@ -211,8 +212,8 @@ class Order(FSMModelMixin, TimeStamped):
 
 class OrderItem(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
-    sku = models.CharField(max_length=64)
-    title = models.CharField(max_length=200)
+    sku = SingleLineCharField(max_length=64)
+    title = SingleLineCharField(max_length=200)
     quantity = models.PositiveIntegerField()
     unit_price = _money_field()
 
@@ -286,7 +287,7 @@ class Message(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="messages")
     case_id = models.UUIDField(null=True, blank=True)
     author = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
-    body = models.TextField(max_length=5000)
+    body = MultiLineTextField(max_length=5000)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -140,6 +141,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "csp",
     "django_fsm",
     "axes",
     "refundportal",
@@ -153,6 +156,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before WhiteNoise and the hostile-request refusals, so static files and refusals carry the
+    # policies too.
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "refundportal.middleware.HostileRequestMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -266,6 +273,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Refunds, returns and disputes for marketplaces (docs/api.md).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the installed sidecar package, served as static files: no CDN, and the
+    # page's own script comes from a URL (SpectacularSwaggerSplitView), so the CSP holds.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # One name per choice set shared by several serializers, so the schema generates without
     # warnings and `check --deploy --fail-level WARNING` passes (tests/security/test_deploy.py).
@@ -276,6 +287,50 @@ SPECTACULAR_SETTINGS = {
         "PartyValueEnum": ["buyer", "seller"],
         "RoleEnum": ["buyer", "seller", "staff"],
     },
+}
+
+# Content-Security-Policy on every response (docs/architecture.md, Browser policies): scripts,
+# styles, images and fonts come only from the portal's own origin, never inline; nothing may
+# frame a page, and forms post only to the portal. Templates carry no `style="…"`, `<style>`,
+# inline `<script>` or `on…=` attribute (tests/security/test_browser_policies.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        # data: for the icons Swagger UI's stylesheet embeds (the API docs page).
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    },
+}
+# Browser features the portal never uses are switched off for it and anything it embeds.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "browsing-topics",
+        "camera",
+        "display-capture",
+        "encrypted-media",
+        "geolocation",
+        "gyroscope",
+        "hid",
+        "idle-detection",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "screen-wake-lock",
+        "serial",
+        "usb",
+        "xr-spatial-tracking",
+    )
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -384,6 +384,15 @@ PAGES: dict[str, dict[str, Cell]] = {
             ),
         )
     },
+    # One email's HTML, framed by the preview; to anyone but staff it does not exist either.
+    "notifications:preview-email": {
+        "get": Cell(
+            "notice",
+            answers(
+                anonymous=404, buyer=404, other_buyer=404, seller=404, other_seller=404, staff=200
+            ),
+        )
+    },
     "notifications:read": {
         "post": Cell(
             "notice",

@@ -6,7 +6,7 @@ through `filetype`, then the format's own parser. Images are decoded by Pillow a
 so only their pixels survive: EXIF (with any GPS position), XMP, comments, text chunks and
 whatever was appended after the image are gone, the EXIF orientation is applied first so photos
 stay upright, and a colour profile is applied (converted to sRGB) rather than kept. PDFs are
-parsed by pypdf and stored as they came only when they open, are not encrypted, carry no
+parsed by pypdf (strictly) and stored as they came only when they open, are not encrypted, carry no
 active content (scripts, launch and submit actions, embedded files, XFA forms) and end where
 the PDF ends. All of it happens in the request, before anything is written or locked.
 """
@@ -231,14 +231,16 @@ def _clean_pdf(data: bytes) -> bytes:
         raise refusal("The PDF has other data after its end; attach the PDF alone.")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pypdf warns about repairs it makes
-            reader = PdfReader(io.BytesIO(data), strict=False)
+            warnings.simplefilter("ignore")  # pypdf warns about what it tolerates
+            # Strict: a PDF whose cross-reference table or catalog needs repairs is refused,
+            # as a viewer's guess at what it means may not be the parser's.
+            reader = PdfReader(io.BytesIO(data), strict=True)
             if reader.is_encrypted:
                 raise refusal(
                     "Encrypted or password-protected PDFs cannot be attached; "
                     "print it to a new PDF and attach that."
                 )
-            if len(reader.pages) < 1:
+            if reader.root_object.get("/Type") != "/Catalog" or len(reader.pages) < 1:
                 raise unreadable
             found = _pdf_active_content(reader)
     except (PyPdfError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -338,6 +338,11 @@ HOSTILE_FILES = {
     "animated-webp": ("a.webp", animated("WEBP"), "Animated images cannot be attached"),
     "truncated-pdf": ("a.pdf", pdf_bytes()[:200], UNREADABLE_PDF),
     "pdf-xref-broken": ("a.pdf", with_xref_broken(pdf_bytes()), UNREADABLE_PDF),
+    "pdf-root-not-a-catalog": (
+        "a.pdf",
+        pdf_bytes().replace(b"/Type /Catalog", b"/Tyqe /Catalog"),
+        UNREADABLE_PDF,
+    ),
     "pdf-without-pages": (
         "a.pdf",
         b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"

@@ -91,10 +91,15 @@ def _png() -> SimpleUploadedFile:
 
 
 def _pdf() -> SimpleUploadedFile:
-    body = (
-        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
-        b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
-    )
+    from PIL import Image, ImageDraw
+
+    # A one-page scan of a receipt: an uploaded PDF must open in a parser
+    # (docs/rules.md, Evidence files).
+    image = Image.new("RGB", (240, 320), (255, 255, 255))
+    ImageDraw.Draw(image).text((20, 20), "Receipt: 1 x Travel mug", fill=(0, 0, 0))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PDF")
+    body = buffer.getvalue()
     return SimpleUploadedFile("receipt.pdf", body, content_type="application/pdf")
 
 

@@ -19,6 +19,9 @@ def api_not_found(request: HttpRequest) -> JsonResponse:
     )
 
 
+# Every page 403 is logged as an access refused (docs/architecture.md, Accounts and security).
+handler403 = "portal.views.accounts.permission_denied"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -56,9 +56,7 @@ def test_wrong_passwords_for_one_user_lock_that_user_at_that_address(people, pat
 
 
 @pytest.mark.parametrize(("path", "staff"), LOGIN_PAGES)
-def test_wrong_passwords_for_one_user_never_stop_another_user_at_that_address(
-    people, path, staff
-):
+def test_wrong_passwords_for_one_user_never_stop_another_user_at_that_address(people, path, staff):
     # given five wrong passwords for X from address A (the proxy's, say)
     x, y = people(staff)
     _fail_five_times(path, x, REMOTE_ADDR=A)

@@ -1,4 +1,4 @@
-"""Who is asking, and the security log (docs/architecture.md, Security).
+"""Who is asking, and the security log (docs/architecture.md, Accounts and security).
 
 `client_address` is the one answer to "which address did this request come from": the lockout,
 the throttles and the security log all read it. `X-Forwarded-For` is believed only through the

@@ -12,10 +12,10 @@ RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/app
 
 WORKDIR /app
 
-# Dependencies first, so code changes do not reinstall them. pyproject.toml lists no packages
-# ([tool.setuptools] packages = []): `pip install .` installs the runtime dependencies only.
-COPY pyproject.toml ./
-RUN pip install . && rm -rf build ./*.egg-info
+# Dependencies first, so code changes do not reinstall them: the runtime lock, every package
+# pinned with its hashes (README, Dependencies).
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 
 COPY . .
 

@@ -16,18 +16,22 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3.11)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Reinstall only when pyproject.toml changed since the last install (or with `make install`).
+# Reinstall only when the lock file changed since the last install (or with `make install`).
 INSTALLED := $(VENV)/.refundportal-installed
+# Every dependency, dev tools included, pinned with hashes (README, Dependencies); pyproject.toml
+# holds the ranges the lock is compiled from (`make lock`).
+LOCK := requirements-dev.lock
 PYTEST_ARGS ?=
 
 export VENV PYTEST_ARGS
 
-.PHONY: help run test install chromium lint format compose-config clean
+.PHONY: help run test install lock chromium lint format compose-config clean
 
 help:
 	@echo "make run             start web, Celery worker and beat on 127.0.0.1:8000 (Ctrl-C stops all)"
 	@echo "make test            run every check (ruff, mypy, migrations, checks, pytest)"
-	@echo "make install         (re)install the project and dev tools into $(VENV)"
+	@echo "make install         (re)install the locked dependencies and dev tools into $(VENV)"
+	@echo "make lock            recompile requirements.lock and $(LOCK) from pyproject.toml"
 	@echo "make lint            ruff check + ruff format --check only"
 	@echo "make format          ruff format + ruff check --fix"
 	@echo "make compose-config  validate docker-compose.yml (needs docker-compose)"
@@ -36,11 +40,19 @@ help:
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# setuptools leaves build metadata (refundportal.egg-info) in the tree; the venv has its own copy.
-$(INSTALLED): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev]'
-	rm -rf refundportal.egg-info
+# --require-hashes: a package whose bytes differ from the ones locked is refused, not installed.
+$(INSTALLED): $(LOCK) | $(PY)
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
 	touch $@
+
+# The runtime lock (the image installs it) and the dev lock (make and CI), from pyproject's ranges.
+# --upgrade-package NAME (in LOCK_ARGS) moves one package; without it pins stay where they are.
+LOCK_ARGS ?=
+PIP_COMPILE = $(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+lock: $(INSTALLED)
+	$(PIP_COMPILE) --output-file requirements.lock pyproject.toml
+	$(PIP_COMPILE) --extra dev --output-file $(LOCK) pyproject.toml
 
 install:
 	rm -f $(INSTALLED)

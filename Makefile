@@ -50,7 +50,9 @@ $(INSTALLED): $(LOCK) | $(PY)
 LOCK_ARGS ?=
 PIP_COMPILE = $(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
 	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
-lock: $(INSTALLED)
+# It needs only pip-tools, so it also works before the first lock exists.
+lock: | $(PY)
+	test -x $(VENV)/bin/pip-compile || $(PY) -m pip install --quiet 'pip-tools>=7.4'
 	$(PIP_COMPILE) --output-file requirements.lock pyproject.toml
 	$(PIP_COMPILE) --extra dev --output-file $(LOCK) pyproject.toml
 

@@ -66,4 +66,5 @@ def test_the_lock_names_no_index_or_local_path():
         text = (ROOT / lock).read_text()
         assert "--index-url" not in text
         assert "--find-links" not in text
-        assert "file:" not in text
+        assert "file://" not in text
+        assert "/opt/" not in text

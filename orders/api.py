@@ -165,7 +165,9 @@ class OrderItemOut(serializers.Serializer):
 
 
 class OrderDeadlineOut(serializers.Serializer):
-    until = UTCDateTimeField(required=False)
+    # Present only when the action has a deadline (docs/api.md, Orders: `{}` for `message`,
+    # `ship`…). Not read-only, or the schema would list it as always present.
+    until = UTCDateTimeField(read_only=False, required=False)
 
 
 class OrderActionsOut(serializers.Serializer):

@@ -12,7 +12,6 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.urls import path, reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
@@ -134,9 +133,11 @@ class DisputeEvidenceOut(serializers.Serializer):
     def get_uploaded_by(self, evidence: Evidence) -> str:
         return dispute_author_role(evidence.uploaded_by_id, self.context["dispute"])
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(help_text="Permission-checked download."))
     def get_url(self, evidence: Evidence) -> str:
-        return evidence_url(evidence)
+        # Absolute, as the schema's `uri` says and as the case's evidence is (docs/api.md,
+        # Disputes): a client may hand it on without knowing where the API lives.
+        return self.context["request"].build_absolute_uri(evidence_url(evidence))
 
 
 class DisputeOut(serializers.Serializer):
@@ -428,7 +429,9 @@ class DisputeEvidenceApi(GenericAPIView):
         dispute = _dispute(request, dispute_id)
         page = self.paginate_queryset(dispute_evidence(dispute=dispute))
         return self.get_paginated_response(
-            DisputeEvidenceOut(page, many=True, context={"dispute": dispute}).data
+            DisputeEvidenceOut(
+                page, many=True, context={"request": request, "dispute": dispute}
+            ).data
         )
 
     @extend_schema(
@@ -446,7 +449,7 @@ class DisputeEvidenceApi(GenericAPIView):
             dispute=dispute, actor=viewer(request), upload=data["file"], kind=data["kind"]
         )
         return Response(
-            DisputeEvidenceOut(evidence, context={"dispute": dispute}).data,
+            DisputeEvidenceOut(evidence, context={"request": request, "dispute": dispute}).data,
             status=status.HTTP_201_CREATED,
         )
 

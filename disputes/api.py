@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.filters import filter_value_refusal
 from api.throttling import PostRateThrottle
 from api.toolkit import (
     AmountInField,
@@ -289,7 +290,10 @@ class DisputeListCreateApi(GenericAPIView):
     def get_queryset(self) -> QuerySet[Dispute]:
         if getattr(self, "swagger_fake_view", False):
             return Dispute.objects.none()
-        state = self.request.query_params.get("state") or None
+        # Empty or repeated, `state` is refused as the list filters of orders and cases are.
+        if refusal := filter_value_refusal(self.request.query_params, "state"):
+            raise ValidationFailed(refusal, fields={"state": [refusal]})
+        state = self.request.query_params.get("state")
         if state is not None and state not in DisputeState.values:
             raise ValidationFailed(
                 f"Unknown state {state!r}.",

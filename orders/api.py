@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.filters import StrictFilterForm
 from api.permissions import IsStaffOrMarketplace
 from api.throttling import PostRateThrottle
 from api.toolkit import (
@@ -304,6 +305,7 @@ class OrderFilter(django_filters.FilterSet):
     class Meta:
         model = Order
         fields = ["status", "role"]
+        form = StrictFilterForm
 
     def filter_role(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
         user = self.request.user

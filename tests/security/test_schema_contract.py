@@ -109,3 +109,28 @@ def test_a_request_without_credentials_is_answered_as_the_schema_says(
         case.validate_response(response, checks=CHECKS)
         # (schemathesis keeps header names in lower case, each with its list of values)
         assert response.headers["www-authenticate"] == ["Token"], operation.label
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/api/v1/orders/?role=",
+        "/api/v1/orders/?status=",
+        "/api/v1/refunds/?role=",
+        "/api/v1/refunds/?state=",
+        "/api/v1/refunds/?order=",
+        "/api/v1/disputes/?state=",
+        "/api/v1/orders/?role=buyer&role=seller",
+        "/api/v1/refunds/?state=closed&state=requested",
+        "/api/v1/disputes/?state=open&state=withdrawn",
+    ],
+)
+def test_a_list_filter_given_empty_or_twice_is_refused_not_ignored(api, buyer, query):
+    # given a filter the schema allows once, with one of its values
+    # when it is sent empty, or twice
+    response = api(buyer).get(query)
+    # then it is a validation error naming it, not the unfiltered list or the last value's
+    assert response.status_code == 400, response.content
+    name = query.split("?")[1].split("=")[0]
+    assert response.json()["error"]["code"] == "validation_error"
+    assert name in response.json()["error"]["fields"]

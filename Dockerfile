@@ -33,4 +33,5 @@ USER app
 
 EXPOSE 8000
 
-CMD ["gunicorn", "refundportal.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
+# gunicorn.conf.py: no product or version in the Server header.
+CMD ["gunicorn", "refundportal.wsgi", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]

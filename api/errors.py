@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse
+from django.views import defaults
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -23,6 +26,26 @@ def envelope(code: str, message: str, fields: Any = None) -> dict[str, Any]:
     return {"error": body}
 
 
+def envelope_response(code: str, message: str, status: int, fields: Any = None) -> JsonResponse:
+    """The envelope outside DRF: the URL conf's error handlers and the request middleware."""
+    return JsonResponse(envelope(code, message, fields), status=status)
+
+
+def is_api_request(request: HttpRequest) -> bool:
+    """Whether an answer to this request is the API's JSON envelope rather than an HTML page."""
+    return request.path.startswith("/api/")
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+def body_too_large(limit: int) -> str:
+    return f"The request body is larger than {limit // (1024 * 1024) or 1} MiB."
+
+
 _DRF_CODES = {
     exceptions.NotAuthenticated: ("not_authenticated", 401),
     exceptions.AuthenticationFailed: ("not_authenticated", 401),
@@ -30,6 +53,7 @@ _DRF_CODES = {
     exceptions.NotFound: ("not_found", 404),
     exceptions.MethodNotAllowed: ("method_not_allowed", 405),
     exceptions.NotAcceptable: ("not_acceptable", 406),
+    PayloadTooLarge: ("payload_too_large", 413),
     exceptions.UnsupportedMediaType: ("unsupported_media_type", 415),
     exceptions.Throttled: ("rate_limited", 429),
     exceptions.ParseError: ("validation_error", 400),
@@ -59,6 +83,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else None
         return Response(envelope("validation_error", "; ".join(exc.messages), fields), status=400)
+    if isinstance(exc, RequestDataTooBig):
+        # Django's DATA_UPLOAD_MAX_MEMORY_SIZE, met while DRF reads a body.
+        exc = PayloadTooLarge(body_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0))
+    elif isinstance(exc, SuspiciousOperation):  # too many fields, a malformed multipart body…
+        return Response(envelope("validation_error", "The request is malformed."), status=400)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -90,3 +119,37 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     detail = getattr(exc, "detail", str(exc))
     response.data = envelope(code, str(detail))
     return response
+
+
+# --- the URL conf's handlers (refundportal/urls.py) --------------------------------------------
+# What Django answers itself, outside any DRF view (an unknown path, an exception a view did not
+# handle, a body over DATA_UPLOAD_MAX_MEMORY_SIZE met by a middleware): the envelope under
+# /api/, Django's own page elsewhere.
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponseBase:
+    if not is_api_request(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0
+        return envelope_response("payload_too_large", body_too_large(limit), 413)
+    return envelope_response("validation_error", "The request is malformed.", 400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponseBase:
+    if not is_api_request(request):
+        return defaults.permission_denied(request, exception)
+    return envelope_response("permission_denied", "You may not do that.", 403)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponseBase:
+    if not is_api_request(request):
+        return defaults.page_not_found(request, exception)
+    return envelope_response("not_found", "No such API endpoint or object.", 404)
+
+
+def server_error(request: HttpRequest) -> HttpResponseBase:
+    if not is_api_request(request):
+        return defaults.server_error(request)
+    # Nothing of the failure is told: it is logged (django.request) for the operators.
+    return envelope_response("server_error", "Something went wrong on our side.", 500)

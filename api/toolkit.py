@@ -8,7 +8,6 @@ import codecs
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, cast
 
 from django.conf import settings
@@ -16,12 +15,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import exceptions, serializers
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 from kernel.errors import ValidationFailed
-from kernel.money import format_amount
+from kernel.money import DecimalLiteral, amount_text, format_amount
+from kernel.text import text_refusal
 from orders.models import User
 
 NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
@@ -31,11 +32,30 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+# No input of the API nests deeper than a few levels; a body nested thousands deep would exhaust
+# the parser's recursion (a RecursionError, a 500) or every walk over it afterwards.
+MAX_JSON_DEPTH = 32
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 class ExactJSONParser(JSONParser):
     """JSON whose fractional numbers become `Decimal` exactly as written, never a binary float.
 
     `"total": 59.90` is read as Decimal("59.90") and `0.30000000000000004` stays that (and is then
     refused as mis-scaled) instead of being rounded by a float on the way in (docs/rules.md, Money).
+    Each keeps the text it was written with (`DecimalLiteral`), so an amount written `1e2` is
+    judged as written; an exponent too large for a Decimal is a parse error, not a 500.
     """
 
     def parse(
@@ -45,11 +65,29 @@ class ExactJSONParser(JSONParser):
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        too_deep = exceptions.ParseError(
+            f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels."
+        )
         try:
             text = codecs.getreader(encoding)(stream).read()
-            return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+            data = json.loads(text, parse_float=DecimalLiteral, parse_constant=_reject_constant)
         except ValueError as exc:
             raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
+        except RecursionError as exc:
+            raise too_deep from exc
+        if _depth_exceeds(data, MAX_JSON_DEPTH):
+            raise too_deep
+        return data
+
+
+class EndpointMetadata(SimpleMetadata):
+    """What `OPTIONS` answers on every endpoint: its name, description, and the media types it
+    renders and parses. The input of each method is described by the schema (`/api/schema/`);
+    DRF's default would build it from `serializer_class`, which these views do not declare (a
+    500 on `OPTIONS`), and would read the object behind the URL to do so."""
+
+    def determine_actions(self, request: Request, view: Any) -> dict[str, Any]:
+        return {}
 
 
 def _flat_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -101,17 +139,19 @@ def iso_utc(instant: datetime | None) -> str | None:
 
 @extend_schema_field({"type": "string", "format": "decimal", "example": "59.90"})
 class AmountInField(serializers.Field):
-    """A string (or an exact JSON number); its scale is checked against the order's currency
-    in the serializer's `validate`, where the currency is known."""
+    """A string (or an exact JSON number), handed on as the text it was written with; the amount
+    grammar and the currency's scale are judged by `kernel.money.parse_amount` where the currency
+    is known (the serializer's `validate`, or the service)."""
 
     default_error_messages = {
         "invalid": 'Send the amount as a string in the currency\'s minor unit, e.g. "59.90".',
     }
 
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, bool) or not isinstance(data, str | int | Decimal):
+    def to_internal_value(self, data: Any) -> str:
+        # A plain Decimal never comes from ExactJSONParser (its numbers are DecimalLiteral).
+        if not isinstance(data, str | int | DecimalLiteral) or isinstance(data, bool):
             self.fail("invalid")
-        return data
+        return amount_text(data)
 
     def to_representation(self, value: Any) -> Any:  # pragma: no cover - input only
         return str(value)
@@ -164,12 +204,42 @@ class MoneyOutField(serializers.Field):
         return format_amount(getattr(obj, self.attr), obj.currency)
 
 
+class MultiLineCharField(serializers.CharField):
+    """Free text of several lines (a message, a statement, a description): CR and LF are kept as
+    given. Every other `CharField` of a `StrictSerializer` is single-line (kernel/text.py)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("style", {"base_template": "textarea.html"})
+        super().__init__(**kwargs)
+
+
 class StrictSerializer(serializers.Serializer):
-    """Unknown keys are an error: a misspelt `card_last_4` must not be dropped silently."""
+    """Unknown keys are an error: a misspelt `card_last_4` must not be dropped silently.
+
+    Text follows docs/rules.md, Text fields, by default: a `CharField` is single-line (no line
+    breaks or control characters), a `MultiLineCharField` keeps line breaks. The raw value is
+    judged, before the field strips its ends."""
+
+    def _text_errors(self, data: Mapping[str, Any]) -> dict[str, list[str]]:
+        errors: dict[str, list[str]] = {}
+        for name, field in self.fields.items():
+            value = data.get(name)
+            if field.read_only or not isinstance(field, serializers.CharField):
+                continue
+            if field.style.get("input_type") == "password":  # a secret, never shown as text
+                continue
+            if not isinstance(value, str):
+                continue
+            refusal = text_refusal(value, multi_line=isinstance(field, MultiLineCharField))
+            if refusal is not None:
+                errors[name] = [refusal]
+        return errors
 
     def to_internal_value(self, data: Any) -> Any:
         unknown = sorted(set(data) - set(self.fields)) if isinstance(data, Mapping) else []
         errors: dict[str, Any] = {str(name): ["Unknown field."] for name in unknown}
+        if isinstance(data, Mapping):
+            errors.update(self._text_errors(data))
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:

@@ -30,6 +30,7 @@ from django.utils.translation import gettext_lazy as _
 from kernel import windows
 from kernel.errors import DomainError
 from kernel.money import format_money
+from kernel.text import TextCheckedForm
 from orders.admin import ReadOnlyAdmin
 from orders.models import Order, User
 from refunds.models import Evidence
@@ -91,14 +92,14 @@ class AssignedFilter(admin.SimpleListFilter):
 # --- desk forms ---------------------------------------------------------------------------------
 
 
-class RequestInfoForm(forms.Form):
+class RequestInfoForm(TextCheckedForm):
     party = forms.ChoiceField(choices=Party.choices, widget=forms.RadioSelect, label=_("Ask"))
     question = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4, "cols": 80}), max_length=2000
     )
 
 
-class DecideForm(forms.Form):
+class DecideForm(TextCheckedForm):
     outcome = forms.ChoiceField(
         choices=[
             (Party.BUYER, _("For the buyer (refund)")),
@@ -141,8 +142,8 @@ def _thread(rows: list[Any], dispute: Dispute) -> SafeString:
         '<table class="dispute-thread"><tbody>{}</tbody></table>',
         format_html_join(
             "",
-            '<tr><td style="white-space:nowrap">{}</td><td><strong>{}</strong> ({})</td>'
-            '<td style="white-space:pre-wrap">{}</td></tr>',
+            '<tr><td class="nowrap">{}</td><td><strong>{}</strong> ({})</td>'
+            '<td class="desk-text">{}</td></tr>',
             (
                 (
                     _when(m.created_at),
@@ -161,7 +162,7 @@ def _evidence_cell(evidence: Evidence) -> SafeString:
     if evidence.is_image:
         return format_html(
             '<a href="{}" target="_blank" rel="noopener"><img src="{}" alt="{}" '
-            'style="max-width:160px;max-height:120px;display:block" loading="lazy"></a>{}',
+            'class="desk-thumb" loading="lazy"></a>{}',
             url,
             url,
             evidence.original_name,
@@ -178,6 +179,11 @@ def _evidence_cell(evidence: Evidence) -> SafeString:
 @admin.register(Dispute)
 class DisputeAdmin(ReadOnlyAdmin):
     """The queue ordered by SLA; state changes only through the services."""
+
+    class Media:
+        # The desk's own classes (desk-text, desk-thumb, desk-overdue): no inline style under
+        # the Content-Security-Policy (docs/architecture.md, Browser policies).
+        css = {"all": ("css/admin-desk.css",)}
 
     list_display = (
         "short_id",
@@ -333,7 +339,7 @@ class DisputeAdmin(ReadOnlyAdmin):
     def _deadline(self, dispute: Dispute, instant: datetime, label: str) -> SafeString:
         if dispute.is_undecided and timezone.now() > instant:
             return format_html(
-                '<strong style="color:#ba2121">⚠ {}</strong> {}', label, _when(instant)
+                '<strong class="desk-overdue">⚠ {}</strong> {}', label, _when(instant)
             )
         return format_html("{}", _when(instant))
 
@@ -425,8 +431,7 @@ class DisputeAdmin(ReadOnlyAdmin):
             "<table><tbody>{}</tbody></table>",
             format_html_join(
                 "",
-                '<tr><td style="white-space:nowrap">{}</td><td>{}</td><td>{}</td>'
-                "<td>{}</td><td>{}</td></tr>",
+                '<tr><td class="nowrap">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
                 (
                     (
                         _when(e.created_at),

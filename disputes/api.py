@@ -25,6 +25,7 @@ from api.throttling import PostRateThrottle
 from api.toolkit import (
     AmountInField,
     ExactJSONParser,
+    MultiLineCharField,
     StrictSerializer,
     UTCDateTimeField,
     error_responses,
@@ -34,7 +35,7 @@ from api.toolkit import (
 )
 from kernel.errors import ValidationFailed
 from kernel.money import format_optional_amount
-from orders.models import Message
+from orders.models import ApiScope, Message
 from refunds.evidence import EVIDENCE_KINDS
 from refunds.models import Evidence
 from refunds.selectors import refund_case_read
@@ -59,7 +60,7 @@ ROLE_CHOICES = ["buyer", "seller", "staff"]
 
 class DisputeOpenIn(StrictSerializer):
     refund = serializers.CharField(help_text="The refund case's id.")
-    statement = serializers.CharField(max_length=5000)
+    statement = MultiLineCharField(max_length=5000)
     contact_name = serializers.CharField(max_length=150)
     contact_email = serializers.EmailField(max_length=254)
     contact_phone = serializers.CharField(
@@ -69,12 +70,12 @@ class DisputeOpenIn(StrictSerializer):
 
 
 class DisputeBodyIn(StrictSerializer):
-    body = serializers.CharField(max_length=5000)
+    body = MultiLineCharField(max_length=5000)
 
 
 class DisputeRequestInfoIn(StrictSerializer):
     party = serializers.ChoiceField(choices=Party.choices)
-    question = serializers.CharField(max_length=2000)
+    question = MultiLineCharField(max_length=2000)
 
 
 class DisputeDecideIn(StrictSerializer):
@@ -86,7 +87,7 @@ class DisputeDecideIn(StrictSerializer):
         help_text="For the buyer only; default: the amount the buyer asked "
         "for. At most the order's refundable.",
     )
-    rationale = serializers.CharField(max_length=5000)
+    rationale = MultiLineCharField(max_length=5000)
 
 
 class DisputeEvidenceIn(serializers.Serializer):
@@ -460,6 +461,7 @@ class DisputeEvidenceApi(GenericAPIView):
 
 class DisputeRequestInfoApi(APIView):
     parser_classes = [ExactJSONParser]
+    token_scope = ApiScope.DECIDE
 
     @extend_schema(
         operation_id="disputes_request_info",
@@ -494,6 +496,7 @@ class DisputeWithdrawApi(APIView):
 
 class DisputeDecideApi(APIView):
     parser_classes = [ExactJSONParser]
+    token_scope = ApiScope.DECIDE
 
     @extend_schema(
         operation_id="disputes_decide",

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
 
+from kernel.text import MultiLineTextField, SingleLineCharField
 from orders.models import TimeStamped, User, _money_field
 from refunds.models import RefundCase
 
@@ -42,14 +43,14 @@ class Dispute(FSMModelMixin, TimeStamped):
     state = FSMField(default=DisputeState.OPEN, choices=DisputeState.choices, protected=True)
 
     # What the buyer filed (the marketplace's own dispute form; docs/rules.md, Disputes).
-    contact_name = models.CharField(max_length=150)
+    contact_name = SingleLineCharField(max_length=150)
     contact_email = models.EmailField()
-    contact_phone = models.CharField(max_length=32, blank=True)
-    statement = models.TextField(max_length=5000)
+    contact_phone = SingleLineCharField(max_length=32, blank=True)
+    statement = MultiLineTextField(max_length=5000)
     desired_amount = _money_field()
     currency = models.CharField(max_length=3)
 
-    seller_statement = models.TextField(max_length=5000, blank=True)
+    seller_statement = MultiLineTextField(max_length=5000, blank=True)
     seller_statement_at = models.DateTimeField(null=True, blank=True)
 
     # Deadlines, stored when the dispute opens (docs/architecture.md, Where time lives): the
@@ -72,12 +73,12 @@ class Dispute(FSMModelMixin, TimeStamped):
     )
     # The open question while `info_requested`; cleared when the party asked answers.
     info_party = models.CharField(max_length=10, choices=Party.choices, blank=True)
-    info_question = models.TextField(max_length=2000, blank=True)
+    info_question = MultiLineTextField(max_length=2000, blank=True)
     info_requested_at = models.DateTimeField(null=True, blank=True)
 
     outcome = models.CharField(max_length=10, choices=Party.choices, blank=True)
     amount = _money_field(null=True, blank=True)  # paid back when decided for the buyer
-    rationale = models.TextField(max_length=5000, blank=True)
+    rationale = MultiLineTextField(max_length=5000, blank=True)
     decided_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -218,7 +219,7 @@ class DisputeMessage(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     dispute = models.ForeignKey(Dispute, on_delete=models.CASCADE, related_name="messages")
     author = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
-    body = models.TextField(max_length=5000)
+    body = MultiLineTextField(max_length=5000)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -47,24 +48,87 @@ class MoneyError(ValueError):
     pass
 
 
-def parse_amount(value: object, currency: str, *, allow_zero: bool = False) -> Decimal:
-    """A positive Decimal with no more decimals than the currency has; never via float."""
+# The one grammar of an amount (docs/rules.md, Money): ASCII digits, then optionally a point and
+# at most the currency's number of decimals. `[0-9]`, not `\d`: `\d` would take full-width and
+# Devanagari digits, which `Decimal()` reads as well. No sign, exponent, grouping or underscore.
+AMOUNT_RE = re.compile(r"(?P<units>[0-9]+)(?:\.(?P<fraction>[0-9]+))?")
+_MAX_UNITS = MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES
+_NOT_POSITIVE = "The amount must be more than zero."
+_TOO_LARGE = "The amount is too large."
+
+
+class DecimalLiteral(Decimal):
+    """A JSON number as written: the exact `Decimal` plus the text it was written with, so the
+    amount grammar judges `1e2` or `1.00E+2` as written, not as the value they spell."""
+
+    literal: str
+
+    def __new__(cls, literal: str) -> DecimalLiteral:
+        try:
+            number = super().__new__(cls, literal)
+        except InvalidOperation as exc:  # an exponent beyond what Decimal holds
+            raise ValueError("a number out of range") from exc
+        number.literal = literal
+        return number
+
+
+def _not_an_amount(currency: str | None = None) -> MoneyError:
+    example = format_amount(Decimal("1234.5"), currency) if currency else "59.90"
+    return MoneyError(f"This is not an amount; write it with digits and a point, like {example}.")
+
+
+def amount_text(value: object) -> str:
+    """The text an amount arrived as: a string as sent, a JSON number as written."""
+    if isinstance(value, DecimalLiteral):
+        return value.literal
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     if isinstance(value, float):
         raise MoneyError("Send amounts as strings, not floating-point numbers.")
-    try:
-        amount = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError) as exc:
-        raise MoneyError(f"{value!r} is not an amount.") from exc
-    if not amount.is_finite():
-        raise MoneyError(f"{value!r} is not an amount.")
-    if amount < 0 or (amount == 0 and not allow_zero):
-        raise MoneyError("The amount must be more than zero.")
+    raise _not_an_amount()
+
+
+def _scale_refusal(currency: str, places: int) -> MoneyError:
+    return MoneyError(f"{currency} amounts have at most {places} decimal places.")
+
+
+def parse_amount(value: object, currency: str, *, allow_zero: bool = False) -> Decimal:
+    """A positive Decimal written in the amount grammar with no more decimals than the currency
+    has; never via float, and refused (`MoneyError`) rather than rounded."""
+    if isinstance(value, Decimal) and not isinstance(value, DecimalLiteral):
+        return _checked_decimal(value, currency, allow_zero=allow_zero)
+    text = amount_text(value)
+    negative = text.startswith("-")
+    match = AMOUNT_RE.fullmatch(text[1:] if negative else text)
+    if match is None:
+        raise _not_an_amount(currency)
+    if negative:
+        raise MoneyError(_NOT_POSITIVE)
     places = minor_unit(currency)
-    exponent = amount.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > places:
-        raise MoneyError(f"{currency} amounts have at most {places} decimal places.")
-    if amount.adjusted() >= MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES:
-        raise MoneyError("The amount is too large.")
+    if len(match["fraction"] or "") > places:
+        raise _scale_refusal(currency, places)
+    # Judged on the digits, before any Decimal arithmetic can overflow on a huge number.
+    if len(match["units"].lstrip("0")) > _MAX_UNITS:
+        raise MoneyError(_TOO_LARGE)
+    amount = Decimal(text)
+    if amount == 0 and not allow_zero:
+        raise MoneyError(_NOT_POSITIVE)
+    return amount
+
+
+def _checked_decimal(amount: Decimal, currency: str, *, allow_zero: bool) -> Decimal:
+    # A Decimal the code computed (an items' value, a stored amount), not text from outside: it is
+    # judged by its value, so the stored "40.000" of a USD order is the amount 40.00.
+    if not amount.is_finite():
+        raise _not_an_amount(currency)
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise MoneyError(_NOT_POSITIVE)
+    if amount.adjusted() >= _MAX_UNITS:  # before quantize, which could not hold the digits
+        raise MoneyError(_TOO_LARGE)
+    if amount != amount.quantize(_exponent(currency)):
+        raise _scale_refusal(currency, minor_unit(currency))
     return amount
 
 

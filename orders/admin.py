@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
@@ -20,7 +20,8 @@ from django.utils.translation import gettext_lazy as _
 
 from kernel.money import format_money
 
-from .models import Event, Message, Order, OrderItem, Shop, User
+from . import services
+from .models import ApiToken, Event, Message, Order, OrderItem, Shop, User
 
 # --- accounts -----------------------------------------------------------------------------------
 
@@ -302,3 +303,48 @@ class EventAdmin(ReadOnlyAdmin):
     @admin.display(description="actor")
     def actor_label(self, event: Event) -> str:
         return event.actor_label
+
+
+# --- API keys -----------------------------------------------------------------------------------
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """Every account's API keys, by prefix (the key itself is never stored). Staff revoke any key
+    here; keys are issued by their owners (`/api/v1/tokens/`) or by an operator
+    (`manage.py api_token_issue`), the only places a key can be shown once."""
+
+    list_display = (
+        "prefix",
+        "name",
+        "user",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "expires_at")
+    list_select_related = ("user",)
+    search_fields = ("prefix", "name", "user__email")
+    ordering = ("-created_at",)
+    fields = list_display
+    readonly_fields = list_display
+    actions = ["revoke"]
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.change_apitoken")
+
+    @admin.action(description="Revoke the selected keys", permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        revoked = sum(
+            services.api_token_revoke(
+                token=token,
+                actor=request.user,  # type: ignore[arg-type]
+                via_token=None,
+                how="admin",
+                request=request,
+            )
+            for token in queryset.select_related("user")
+        )
+        self.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)

@@ -20,19 +20,20 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.filters import StrictFilterForm
-from api.permissions import IsStaffOrMarketplace
+from api.permissions import IsStaffOrMarketplace, TokenScope
 from api.throttling import PostRateThrottle
 from api.toolkit import (
     AmountInField,
     AwareDateTimeField,
     ExactJSONParser,
     MoneyOutField,
+    MultiLineCharField,
     StrictSerializer,
     UTCDateTimeField,
     error_responses,
@@ -46,7 +47,7 @@ from kernel.errors import NotAllowed
 from kernel.money import MoneyError, format_amount, is_currency, parse_amount
 
 from . import rules, services
-from .models import Message, Order, OrderStatus, PaymentMethod, User
+from .models import ApiScope, Message, Order, OrderStatus, PaymentMethod, User
 from .selectors import order_get_for_user, order_list_for_user
 
 # A marketplace clock a few minutes ahead is not an error; an order from the future is.
@@ -142,7 +143,7 @@ class OrderDeliverIn(StrictSerializer):
 
 
 class OrderMessageIn(StrictSerializer):
-    body = serializers.CharField(max_length=5000)
+    body = MultiLineCharField(max_length=5000)
 
 
 # --- output serializers -------------------------------------------------------------------------
@@ -317,11 +318,12 @@ class OrderFilter(django_filters.FilterSet):
 class OrderListCreateApi(GenericAPIView):
     parser_classes = [ExactJSONParser]
     filterset_class = OrderFilter
+    token_scope = ApiScope.MARKETPLACE
 
-    def get_permissions(self) -> list[BasePermission]:
+    def get_permissions(self) -> list[Any]:
         if self.request.method == "POST":
-            return [IsAuthenticated(), IsStaffOrMarketplace()]
-        return [IsAuthenticated()]
+            return [*super().get_permissions(), IsStaffOrMarketplace()]
+        return list(super().get_permissions())
 
     def get_queryset(self) -> QuerySet[Order]:
         if getattr(self, "swagger_fake_view", False):
@@ -390,7 +392,8 @@ class OrderDetailApi(APIView):
 
 class OrderShipApi(APIView):
     parser_classes = [ExactJSONParser]
-    permission_classes = [IsAuthenticated, IsStaffOrMarketplace]
+    permission_classes = [IsAuthenticated, TokenScope, IsStaffOrMarketplace]
+    token_scope = ApiScope.MARKETPLACE
 
     @extend_schema(
         operation_id="orders_ship",
@@ -407,7 +410,8 @@ class OrderShipApi(APIView):
 
 class OrderDeliverApi(APIView):
     parser_classes = [ExactJSONParser]
-    permission_classes = [IsAuthenticated, IsStaffOrMarketplace]
+    permission_classes = [IsAuthenticated, TokenScope, IsStaffOrMarketplace]
+    token_scope = ApiScope.MARKETPLACE
 
     @extend_schema(
         operation_id="orders_deliver",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 import zoneinfo
+from datetime import datetime
 from decimal import Decimal
 from typing import ClassVar
 
@@ -17,6 +19,7 @@ from django_fsm import FSMField, FSMModelMixin, transition
 
 from kernel import windows
 from kernel.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from kernel.text import MultiLineTextField, SingleLineCharField
 
 
 def validate_time_zone(value: str) -> None:
@@ -65,7 +68,7 @@ class User(AbstractBaseUser, PermissionsMixin, TimeStamped):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     email = models.EmailField(unique=True)
-    name = models.CharField(max_length=150, blank=True)
+    name = SingleLineCharField(max_length=150, blank=True)
     time_zone = models.CharField(
         max_length=64, default=default_time_zone, validators=[validate_time_zone]
     )
@@ -99,7 +102,7 @@ def default_return_policy():  # type: ignore[no-untyped-def]
 class Shop(TimeStamped):
     owner = models.ForeignKey(User, on_delete=models.PROTECT, related_name="shops")
     slug = models.SlugField(max_length=80, unique=True)
-    name = models.CharField(max_length=150)
+    name = SingleLineCharField(max_length=150)
     # How long after delivery change-of-mind returns are accepted (15 minutes … 30 days).
     return_policy = models.DurationField(
         default=default_return_policy, validators=[validate_return_policy]
@@ -130,7 +133,7 @@ def _money_field(**kw):  # type: ignore[no-untyped-def]
 
 
 class Order(FSMModelMixin, TimeStamped):
-    number = models.CharField(max_length=64, unique=True)
+    number = SingleLineCharField(max_length=64, unique=True)
     buyer = models.ForeignKey(User, on_delete=models.PROTECT, related_name="orders_bought")
     shop = models.ForeignKey(Shop, on_delete=models.PROTECT, related_name="orders")
     currency = models.CharField(max_length=3)
@@ -139,14 +142,14 @@ class Order(FSMModelMixin, TimeStamped):
     # so the check constraint below is the last word on the refund cap under concurrency.
     reserved = _money_field(default=Decimal("0"))
     payment_method = models.CharField(max_length=20, choices=PaymentMethod.choices)
-    payment_reference = models.CharField(max_length=128)
-    card_brand = models.CharField(max_length=32, blank=True)
-    card_last4 = models.CharField(max_length=4, blank=True)
+    payment_reference = SingleLineCharField(max_length=128)
+    card_brand = SingleLineCharField(max_length=32, blank=True)
+    card_last4 = SingleLineCharField(max_length=4, blank=True)
     placed_at = models.DateTimeField()
     deliver_by = models.DateTimeField(null=True, blank=True)
     shipped_at = models.DateTimeField(null=True, blank=True)
-    carrier = models.CharField(max_length=80, blank=True)
-    tracking_number = models.CharField(max_length=80, blank=True)
+    carrier = SingleLineCharField(max_length=80, blank=True)
+    tracking_number = SingleLineCharField(max_length=80, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.CharField(max_length=40, blank=True)
@@ -209,8 +212,8 @@ class Order(FSMModelMixin, TimeStamped):
 
 class OrderItem(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
-    sku = models.CharField(max_length=64)
-    title = models.CharField(max_length=200)
+    sku = SingleLineCharField(max_length=64)
+    title = SingleLineCharField(max_length=200)
     quantity = models.PositiveIntegerField()
     unit_price = _money_field()
 
@@ -284,7 +287,7 @@ class Message(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="messages")
     case_id = models.UUIDField(null=True, blank=True)
     author = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
-    body = models.TextField(max_length=5000)
+    body = MultiLineTextField(max_length=5000)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -293,3 +296,51 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"Message {self.public_id} on {self.order_id}"
+
+
+class ApiScope(models.TextChoices):
+    """What an API token may do (docs/api.md, Authentication). A token's scopes only narrow what
+    its account's role allows (`rules.api_scopes`)."""
+
+    READ = "read", "Read"  # every safe method (GET, HEAD, OPTIONS)
+    ACT = "act", "Act as a party"  # a buyer's or seller's writes
+    DECIDE = "decide", "Decide (staff)"  # staff decisions on disputes
+    MARKETPLACE = "marketplace", "Marketplace feed"  # orders, shipping and delivery events
+
+
+class ApiToken(models.Model):
+    """An API key, stored only as the SHA-256 digest of its secret (docs/api.md, Authentication).
+
+    Keys are 256 random bits, so a fast hash is right: there is nothing to guess a key from, and
+    the digest of a leaked database is no key. `prefix` (the key's first characters) names the
+    token in lists and the admin and narrows the lookup; the digest decides.
+    """
+
+    PREFIX_LENGTH = 12
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=PREFIX_LENGTH, db_index=True, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    # Written at most once a minute per token (services.API_TOKEN_TOUCH_EVERY), not per request.
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name or 'unnamed'})"
+
+    @staticmethod
+    def digest_of(key: str) -> str:
+        """The stored form of a key. Keys are random, not chosen by people, so a fast hash
+        suffices (there is nothing to brute-force from a digest) and keeps the lookup cheap."""
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def is_usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and self.expires_at > now

@@ -18,7 +18,7 @@ from kernel import windows
 from kernel.errors import DomainError, InvalidTransition, NotAllowed, WindowClosed
 
 from . import hooks
-from .models import Order, OrderStatus, User
+from .models import ApiScope, ApiToken, Order, OrderStatus, User
 
 Party = Literal["buyer", "seller"]
 Role = Literal["buyer", "seller", "staff", "marketplace", "other"]
@@ -127,3 +127,71 @@ def order_feed_refusal(
     if not can_proceed(getattr(order, event)):
         return InvalidTransition(f"Order {order.number} is {order.status}; it cannot be {done}.")
     return None
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+AccountRole = Literal["party", "staff", "marketplace", "inactive"]
+
+# What each kind of account may do through the API (docs/api.md, Authentication). The
+# marketplace's integration account never acts as a party, even on an order it is named in, and
+# even if it is also flagged staff.
+ROLE_SCOPES: Mapping[AccountRole, frozenset[str]] = {
+    "party": frozenset({ApiScope.READ, ApiScope.ACT}),
+    "staff": frozenset({ApiScope.READ, ApiScope.ACT, ApiScope.DECIDE, ApiScope.MARKETPLACE}),
+    "marketplace": frozenset({ApiScope.READ, ApiScope.MARKETPLACE}),
+    "inactive": frozenset(),
+}
+
+
+def account_role(*, user: User) -> AccountRole:
+    """The account's role for the API, whatever order it looks at."""
+    if not user.is_active:
+        return "inactive"
+    if user.is_marketplace:
+        return "marketplace"
+    return "staff" if user.is_staff else "party"
+
+
+def api_scopes(*, user: User, token: ApiToken | None) -> frozenset[str]:
+    """What this account may do through the API: its role's scopes, narrowed by the token's when
+    the request came with a token object. A session (or a test's `force_authenticate`) has its
+    role's full rights."""
+    allowed = ROLE_SCOPES[account_role(user=user)]
+    if token is None:
+        return allowed
+    return allowed & frozenset(token.scopes)
+
+
+def api_scope_refusal(*, user: User, token: ApiToken | None, scope: str) -> DomainError | None:
+    """May a request by this account (with this token, if any) use a view of this scope?"""
+    if scope in api_scopes(user=user, token=token):
+        return None
+    if token is not None and scope in ROLE_SCOPES[account_role(user=user)]:
+        return NotAllowed(f"This token's scopes do not include '{scope}'.")
+    return NotAllowed(f"This account cannot do what the scope '{scope}' covers.")
+
+
+def api_token_grant_refusal(
+    *, user: User, token: ApiToken | None, scopes: Iterable[str]
+) -> DomainError | None:
+    """May this account (through this token, if any) hold a token with these scopes? Only scopes
+    it has itself, so a narrow key can never mint a wider one."""
+    missing = sorted(set(scopes) - api_scopes(user=user, token=token))
+    if missing:
+        through = "this token" if token is not None else "this account"
+        return NotAllowed(f"Cannot grant {', '.join(missing)}: {through} does not have it.")
+    return None
+
+
+def api_token_manage_refusal(
+    *, user: User, token: ApiToken | None, target: ApiToken
+) -> DomainError | None:
+    """May this account (through this token, if any) rotate or revoke `target`? Its owner may,
+    within the scopes the request itself has (a read-only key cannot take over a wider one);
+    staff revoke any token in the staff desk."""
+    if target.user_id != user.pk and not (user.is_staff and user.is_active):
+        return NotAllowed("Only the token's owner can manage it.")
+    return api_token_grant_refusal(
+        user=user, token=token, scopes=api_scopes(user=target.user, token=target)
+    )

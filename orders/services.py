@@ -7,24 +7,33 @@ Cancelling an order pays its money back, so the cancellations live in `payouts.s
 from __future__ import annotations
 
 import logging
+import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
 
 from kernel import windows
 from kernel.errors import (
     Duplicate,
+    InvalidTransition,
     NotAllowed,
     ValidationFailed,
 )
+from kernel.security import security_event
 
 from . import events, rules
 from .models import (
+    ApiScope,
+    ApiToken,
     Message,
     Order,
     OrderItem,
@@ -246,3 +255,155 @@ def message_post_on_order(
         order=order, actor=author, notify_role=other, case_id=case_id, excerpt=body
     )
     return message
+
+
+# --- API tokens (docs/api.md, Authentication) ---------------------------------------------------
+
+# last_used_at is written at most this often per token, not on every request.
+API_TOKEN_TOUCH_EVERY = timedelta(minutes=1)
+# A new key: a marker that secret scanners can find, then 256 random bits.
+API_TOKEN_KEY_MARKER = "rpt_"  # noqa: S105 - a public marker, not a secret
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    key: str  # shown to its owner once, never stored
+
+
+def _api_token_scopes(scopes: Iterable[str]) -> list[str]:
+    chosen = set(scopes)
+    unknown = sorted(chosen - set(ApiScope.values))
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown scope {', '.join(unknown)}.", fields={"scopes": ["Unknown scope."]}
+        )
+    if not chosen:
+        raise ValidationFailed("A token needs a scope.", fields={"scopes": ["Choose a scope."]})
+    return [scope for scope in ApiScope.values if scope in chosen]
+
+
+def _api_token_expiry(*, now: datetime, days: int | None) -> datetime:
+    if days is None:
+        days = settings.API_TOKEN_DAYS
+    if not 1 <= days <= settings.API_TOKEN_MAX_DAYS:
+        raise ValidationFailed(
+            f"A token lives 1 to {settings.API_TOKEN_MAX_DAYS} days.",
+            fields={"days": [f"Between 1 and {settings.API_TOKEN_MAX_DAYS}."]},
+        )
+    return now + timedelta(days=days)
+
+
+def api_token_issue(
+    *,
+    user: User,
+    scopes: Iterable[str],
+    name: str = "",
+    days: int | None = None,
+    via_token: ApiToken | None,
+    actor: User | None,
+    how: str,
+    request: HttpRequest | None = None,
+) -> IssuedToken:
+    """A new key for `user` with these scopes, which the request (`via_token`, when it came with
+    one) must hold itself. `how` names the interface in the security log (api, command, ...)."""
+    chosen = _api_token_scopes(scopes)
+    refusal = rules.api_token_grant_refusal(user=user, token=via_token, scopes=chosen)
+    if refusal is not None:
+        raise refusal
+    now = timezone.now()
+    key = API_TOKEN_KEY_MARKER + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user,
+        name=name,
+        prefix=key[: ApiToken.PREFIX_LENGTH],
+        digest=ApiToken.digest_of(key),
+        scopes=chosen,
+        created_at=now,
+        expires_at=_api_token_expiry(now=now, days=days),
+    )
+    security_event(
+        "api_token_created",
+        request=request,
+        actor=actor,
+        token=str(token.public_id),
+        owner=user.email,
+        scopes=",".join(chosen),
+        expires_at=token.expires_at.isoformat(),
+        how=how,
+    )
+    return IssuedToken(token=token, key=key)
+
+
+def api_token_revoke(
+    *,
+    token: ApiToken,
+    actor: User,
+    via_token: ApiToken | None,
+    how: str,
+    request: HttpRequest | None = None,
+) -> bool:
+    """Revoke at once; False when it already was (revoking twice logs once)."""
+    refusal = rules.api_token_manage_refusal(user=actor, token=via_token, target=token)
+    if refusal is not None:
+        raise refusal
+    now = timezone.now()
+    revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
+    if not revoked:
+        return False
+    token.revoked_at = now
+    security_event(
+        "api_token_revoked",
+        request=request,
+        actor=actor,
+        token=str(token.public_id),
+        owner=token.user.email,
+        how=how,
+    )
+    return True
+
+
+def api_token_rotate(
+    *,
+    token: ApiToken,
+    actor: User,
+    via_token: ApiToken | None,
+    days: int | None = None,
+    request: HttpRequest | None = None,
+) -> IssuedToken:
+    """A new key with the old one's name and scopes; the old key is revoked at once, in the same
+    transaction, so exactly one of the two works afterwards (docs/api.md, Authentication)."""
+    refusal = rules.api_token_manage_refusal(user=actor, token=via_token, target=token)
+    if refusal is not None:
+        raise refusal
+    with transaction.atomic():
+        # The lock makes two concurrent rotations of one key give one new key, not two.
+        locked = ApiToken.objects.select_for_update().get(pk=token.pk)
+        if not locked.is_usable(timezone.now()):
+            raise InvalidTransition("This token is revoked or expired; issue a new one instead.")
+        issued = api_token_issue(
+            user=token.user,
+            scopes=locked.scopes,
+            name=locked.name,
+            days=days,
+            via_token=via_token,
+            actor=actor,
+            how="rotation",
+            request=request,
+        )
+        api_token_revoke(
+            token=locked, actor=actor, via_token=via_token, how="rotation", request=request
+        )
+    return issued
+
+
+def api_token_touch(*, token: ApiToken, now: datetime) -> None:
+    """Note that the key was used, at most once per API_TOKEN_TOUCH_EVERY: a write per request
+    would make every read a write."""
+    stale = now - API_TOKEN_TOUCH_EVERY
+    if token.last_used_at is not None and token.last_used_at > stale:
+        return
+    ApiToken.objects.filter(pk=token.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lte=stale)
+    ).update(last_used_at=now)
+    token.last_used_at = now

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
 
+from kernel.money import format_money
 from orders.models import Order, PaymentMethod, TimeStamped, _money_field
 
 
@@ -63,7 +64,7 @@ class Payout(FSMModelMixin, TimeStamped):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.currency} → {self.payment_method} ({self.status})"
+        return f"{format_money(self.amount, self.currency)} → {self.payment_method} ({self.status})"
 
     @transition(field=status, source=PayoutStatus.PENDING, target=PayoutStatus.SUCCEEDED)
     def succeed(self, *, gateway_reference: str, at) -> None:  # type: ignore[no-untyped-def]
@@ -108,4 +109,4 @@ class GatewayRefund(models.Model):
         db_table = "orders_gatewayrefund"
 
     def __str__(self) -> str:
-        return f"{self.reference}: {self.amount} {self.currency} ({self.status})"
+        return f"{self.reference}: {format_money(self.amount, self.currency)} ({self.status})"

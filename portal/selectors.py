@@ -9,6 +9,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from orders.models import Order, OrderItem, User
 from refunds.models import RefundCase
+from refunds.rules import refund_open_beside_annotation
 from refunds.selectors import refund_case_read
 
 
@@ -26,9 +27,9 @@ def order_cards(*, user: User, role: str) -> QuerySet[Order]:
             Prefetch("items", queryset=OrderItem.objects.only("order_id", "quantity", "title")),
             Prefetch(
                 "refund_cases",
-                queryset=RefundCase.objects.select_related("dispute").only(
-                    *_CARD_CASE, "dispute__public_id", "dispute__case_id"
-                ),
+                queryset=RefundCase.objects.select_related("dispute")
+                .only(*_CARD_CASE, "dispute__public_id", "dispute__case_id")
+                .annotate(**refund_open_beside_annotation()),
                 to_attr="cases",
             ),
         )

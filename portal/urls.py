@@ -11,6 +11,11 @@ notification_patterns = [
     path("notifications/", notifications.notification_list, name="list"),
     path("notifications/read-all/", notifications.notification_read_all, name="read-all"),
     path("notifications/preview/", notifications.notification_preview, name="preview"),
+    path(
+        "notifications/preview/email/",
+        notifications.notification_preview_email,
+        name="preview-email",
+    ),
     path("notifications/<uuid:public_id>/read/", notifications.notification_read, name="read"),
 ]
 

@@ -75,6 +75,11 @@ class EvidenceInline(ReadOnlyInline):
 class RefundCaseAdmin(ReadOnlyAdmin):
     """Read-only: a case changes state only through the parties' services and the sweeps."""
 
+    class Media:
+        # The desk's own classes (desk-text, desk-thumb, desk-overdue): no inline style under
+        # the Content-Security-Policy (docs/architecture.md, Browser policies).
+        css = {"all": ("css/admin-desk.css",)}
+
     list_display = (
         "short_id",
         "order_number",
@@ -269,7 +274,7 @@ class RefundCaseAdmin(ReadOnlyAdmin):
         buyer_id = case.order.buyer_id
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{} ({})</td><td style='white-space:pre-wrap'>{}</td></tr>",
+            "<tr><td>{}</td><td>{} ({})</td><td class='desk-text'>{}</td></tr>",
             (
                 (
                     timezone.localtime(m.created_at).strftime("%Y-%m-%d %H:%M:%S %Z"),

@@ -17,6 +17,7 @@ from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
 
 from kernel import windows
 from kernel.sweeps import AT, After, OnLocalDay, Outcome, changes, transition_apply
+from kernel.text import MultiLineTextField, SingleLineCharField
 from orders.models import Order, OrderItem, TimeStamped, User, _money_field
 from payouts.models import Payout
 
@@ -98,13 +99,13 @@ class RefundCase(FSMModelMixin, TimeStamped):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refund_cases")
     reason = models.CharField(max_length=20, choices=Reason.choices)
-    description = models.TextField(max_length=5000, blank=True)
+    description = MultiLineTextField(max_length=5000, blank=True)
     amount = _money_field()  # what the buyer asked for
     currency = models.CharField(max_length=3)
     return_item = models.BooleanField(default=False)
     state = FSMField(default=State.REQUESTED, choices=State.choices, protected=True)
     closed_reason = models.CharField(max_length=20, choices=ClosedReason.choices, blank=True)
-    reject_reason = models.TextField(max_length=2000, blank=True)
+    reject_reason = MultiLineTextField(max_length=2000, blank=True)
 
     # Deadlines, stored when their state is entered (docs/architecture.md, Where time lives); null
     # where they do not apply.
@@ -119,8 +120,8 @@ class RefundCase(FSMModelMixin, TimeStamped):
     rma_issued_at = models.DateTimeField(null=True, blank=True)
     return_by = models.DateTimeField(null=True, blank=True)
     return_reminded_at = models.DateTimeField(null=True, blank=True)
-    return_carrier = models.CharField(max_length=80, blank=True)
-    return_tracking_number = models.CharField(max_length=80, blank=True)
+    return_carrier = SingleLineCharField(max_length=80, blank=True)
+    return_tracking_number = SingleLineCharField(max_length=80, blank=True)
     return_shipped_at = models.DateTimeField(null=True, blank=True)
     confirm_by = models.DateTimeField(null=True, blank=True)
     approved_amount = _money_field(null=True, blank=True)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
+from django.db.models import OuterRef, Subquery
 from django.utils.module_loading import import_string
 from django_fsm import can_proceed
 
@@ -20,7 +21,7 @@ from kernel.errors import DomainError, InvalidTransition, NotAllowed, WindowClos
 from orders.models import User
 from orders.rules import Role, author_role, order_role
 
-from .models import OPEN_STATES, RefundCase
+from .models import OPEN_STATES, RefundCase, State
 
 if TYPE_CHECKING:
     from rest_framework.serializers import Serializer
@@ -215,9 +216,36 @@ def refund_actions(*, case: RefundCase, user: User, now: datetime) -> list[dict[
 # --- disputes -----------------------------------------------------------------------------------
 
 
+OPEN_BESIDE = "open_beside"  # the annotation `refund_open_beside` reads
+_UNKNOWN = object()
+
+
+def refund_open_beside_annotation() -> dict[str, Subquery]:
+    """`.annotate(**refund_open_beside_annotation())` on a queryset of cases: the state of the
+    other open case on the same order, if any, in the cases' own query (a page of cases asks
+    `refund_dispute_refusal` without a query per case)."""
+    beside = RefundCase.objects.filter(
+        order_id=OuterRef("order_id"), state__in=OPEN_STATES
+    ).exclude(pk=OuterRef("pk"))
+    return {OPEN_BESIDE: Subquery(beside.values("state")[:1])}
+
+
+def refund_open_beside(*, case: RefundCase) -> str | None:
+    """The state of another open case on the case's order, or None: the database holds one
+    open case per order (`one_open_case_per_order`), so while it is open this one cannot be
+    escalated. Read from the selectors' annotation, else asked once and kept on the case."""
+    known = getattr(case, OPEN_BESIDE, _UNKNOWN)
+    if known is _UNKNOWN:
+        beside = RefundCase.objects.filter(order_id=case.order_id, state__in=OPEN_STATES)
+        known = beside.exclude(pk=case.pk).values_list("state", flat=True).first()
+        setattr(case, OPEN_BESIDE, known)
+    return cast(str | None, known)
+
+
 def refund_dispute_refusal(*, case: RefundCase, user: User, now: datetime) -> DomainError | None:
     """Only the buyer disputes, only a case closed as rejected, withdrawn, expired or with a
-    declined offer, and only until its `dispute_by`."""
+    declined offer, only until its `dispute_by`, and only while no other case on the order is
+    open (a newer request, or a dispute on another case)."""
     if case.order.buyer_id != user.pk:
         return NotAllowed("Only the buyer of this order can open a dispute.")
     if not can_proceed(case.escalate):  # closed, for one of the reasons its condition names
@@ -228,4 +256,15 @@ def refund_dispute_refusal(*, case: RefundCase, user: User, now: datetime) -> Do
     if case.dispute_by is None or now > case.dispute_by:
         closed = _fmt(case.dispute_by, user) if case.dispute_by else "when the case closed"
         return WindowClosed(f"The dispute window for this case closed on {closed}.")
+    if (beside := refund_open_beside(case=case)) is not None:
+        until = _fmt(case.dispute_by, user)
+        if beside == State.ESCALATED:
+            return InvalidTransition(
+                "Another refund case on this order is in dispute; this one can be disputed "
+                f"once that dispute is decided, until {until}."
+            )
+        return InvalidTransition(
+            "A newer refund request on this order is open; this case can be disputed once "
+            f"that request is finished or withdrawn, until {until}."
+        )
     return None

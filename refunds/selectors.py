@@ -21,6 +21,7 @@ from kernel import windows
 from orders.models import Event, Message, Order, User
 
 from .models import OPEN_STATES, Evidence, Reason, RefundCase, RefundItem
+from .rules import refund_open_beside_annotation
 from .services import refund_window
 
 
@@ -32,10 +33,13 @@ def _visible_to(user: Any) -> Q | None:
 
 
 def _cases_for(user: Any) -> QuerySet[RefundCase]:
-    """The cases `user` may see, each with its order, shop and buyer joined."""
+    """The cases `user` may see, each with its order, shop and buyer joined, and whether another
+    case on its order is open (`refund_open_beside`)."""
     if not getattr(user, "is_authenticated", False):
         return RefundCase.objects.none()
-    qs = RefundCase.objects.select_related("order", "order__shop", "order__buyer")
+    qs = RefundCase.objects.select_related("order", "order__shop", "order__buyer").annotate(
+        **refund_open_beside_annotation()
+    )
     visible = _visible_to(user)
     return qs if visible is None else qs.filter(visible)
 

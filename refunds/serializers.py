@@ -14,7 +14,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from api.toolkit import AmountInField, StrictSerializer, UTCDateTimeField
+from api.toolkit import AmountInField, MultiLineCharField, StrictSerializer, UTCDateTimeField
 from kernel.money import format_amount, format_optional_amount
 from orders.models import Event
 
@@ -43,9 +43,7 @@ class RefundFileIn(StrictSerializer):
         help_text="What the buyer wants back, in the order's currency (0 < amount ≤ refundable). "
         "May be left out when items are given: their value is asked for.",
     )
-    description = serializers.CharField(
-        max_length=5000, required=False, allow_blank=True, default=""
-    )
+    description = MultiLineCharField(max_length=5000, required=False, allow_blank=True, default="")
     return_item = serializers.BooleanField(required=False, default=False)
     items: serializers.ListSerializer[Any] = serializers.ListSerializer(
         child=RefundItemIn(), required=False, default=list, max_length=500
@@ -57,7 +55,7 @@ class RefundOfferIn(StrictSerializer):
 
 
 class RefundRejectIn(StrictSerializer):
-    reason = serializers.CharField(max_length=2000, help_text="Shown to the buyer.")
+    reason = MultiLineCharField(max_length=2000, help_text="Shown to the buyer.")
 
 
 class RefundShipReturnIn(StrictSerializer):
@@ -66,7 +64,7 @@ class RefundShipReturnIn(StrictSerializer):
 
 
 class RefundMessageIn(StrictSerializer):
-    body = serializers.CharField(max_length=5000)
+    body = MultiLineCharField(max_length=5000)
 
 
 class RefundEvidenceIn(serializers.Serializer):

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from rest_framework.test import APIClient
 
+from orders.rules import api_scopes
+from orders.services import api_token_issue
 from refunds.models import Evidence
 from tests.orders.factories import OrderFactory, ShopFactory, UserFactory
 
@@ -86,6 +88,14 @@ def marketplace(db):
 @pytest.fixture
 def order(buyer, seller):
     return OrderFactory(buyer=buyer, shop=seller.shops.get())
+
+
+def api_token_for(user, *, scopes=None) -> str:
+    """A usable API key for `user`, issued as its owner would (docs/api.md, Authentication):
+    `scopes` defaults to the account's full rights."""
+    if scopes is None:
+        scopes = api_scopes(user=user, token=None)
+    return api_token_issue(user=user, scopes=scopes, via_token=None, actor=user, how="test").key
 
 
 def api_client_for(user) -> APIClient:

@@ -14,10 +14,12 @@ from django import forms
 
 from kernel import windows
 from kernel.errors import DomainError
+from kernel.text import TextCheckedForm
 
 
-class PortalForm(forms.Form):
-    """Marks invalid inputs for assistive technology: `aria-invalid` and a link to the error."""
+class PortalForm(TextCheckedForm):
+    """Marks invalid inputs for assistive technology: `aria-invalid` and a link to the error.
+    Text fields follow docs/rules.md, Text fields (`TextCheckedForm`)."""
 
     def add_error(self, field: str | None, error: Any) -> None:
         super().add_error(field, error)

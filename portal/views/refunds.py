@@ -67,6 +67,7 @@ from refunds.rules import (
     refund_actions,
     refund_cancel_holds_of,
     refund_dispute_refusal,
+    refund_open_beside_annotation,
     refund_party_refusal,
     refund_role,
 )
@@ -212,6 +213,7 @@ def _order_page(
     cases = list(
         RefundCase.objects.filter(order=order)
         .select_related("dispute")
+        .annotate(**refund_open_beside_annotation())
         .order_by("-created_at", "-id")
     )
     now = timezone.now()

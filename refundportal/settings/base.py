@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -138,9 +139,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "csp",
     "django_fsm",
     "axes",
     "refundportal",
@@ -154,6 +156,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before WhiteNoise and the hostile-request refusals, so static files and refusals carry the
+    # policies too.
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
+    "refundportal.middleware.HostileRequestMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -213,6 +220,12 @@ STORAGES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# The largest API body, checked before it is read (refundportal/middleware.py): JSON, unless the
+# view sets its own `max_body_bytes`; a multipart upload carries one evidence file and its fields.
+API_MAX_BODY_BYTES = _env_or_fail("API_MAX_BODY_BYTES", int, 2 * 1024 * 1024)
+API_MAX_UPLOAD_BODY_BYTES = _env_or_fail(
+    "API_MAX_UPLOAD_BODY_BYTES", int, EVIDENCE_MAX_BYTES + 1024 * 1024
+)
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env("EMAIL_HOST", default="localhost")
@@ -225,13 +238,17 @@ ANYMAIL = env.dict("ANYMAIL", default={})
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "api.authentication.ApiTokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "api.permissions.TokenScope",
+    ],
     "DEFAULT_SCHEMA_CLASS": "api.schema.ApiAutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "api.paging.ApiPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_METADATA_CLASS": "api.toolkit.EndpointMetadata",
     "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
     "DEFAULT_THROTTLE_RATES": {
@@ -241,11 +258,25 @@ REST_FRAMEWORK = {
         "uploads": env("THROTTLE_UPLOADS", default="60/hour"),
     },
 }
+# API keys (docs/api.md, Authentication): how long a new key lives when its issuer names no
+# lifetime, and the longest lifetime anyone may choose.
+API_TOKEN_DAYS = _env_or_fail("API_TOKEN_DAYS", int, 90)
+API_TOKEN_MAX_DAYS = _env_or_fail("API_TOKEN_MAX_DAYS", int, 365)
+if not 1 <= API_TOKEN_DAYS <= API_TOKEN_MAX_DAYS:
+    raise ImproperlyConfigured(
+        f"API_TOKEN_DAYS={API_TOKEN_DAYS} must be between 1 and API_TOKEN_MAX_DAYS "
+        f"({API_TOKEN_MAX_DAYS})"
+    )
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "RefundPortal API",
     "DESCRIPTION": "Refunds, returns and disputes for marketplaces (docs/api.md).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the installed sidecar package, served as static files: no CDN, and the
+    # page's own script comes from a URL (SpectacularSwaggerSplitView), so the CSP holds.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # One name per choice set shared by several serializers, so the schema generates without
     # warnings and `check --deploy --fail-level WARNING` passes (tests/security/test_deploy.py).
@@ -256,6 +287,50 @@ SPECTACULAR_SETTINGS = {
         "PartyValueEnum": ["buyer", "seller"],
         "RoleEnum": ["buyer", "seller", "staff"],
     },
+}
+
+# Content-Security-Policy on every response (docs/architecture.md, Browser policies): scripts,
+# styles, images and fonts come only from the portal's own origin, never inline; nothing may
+# frame a page, and forms post only to the portal. Templates carry no `style="…"`, `<style>`,
+# inline `<script>` or `on…=` attribute (tests/security/test_browser_policies.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        # data: for the icons Swagger UI's stylesheet embeds (the API docs page).
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    },
+}
+# Browser features the portal never uses are switched off for it and anything it embeds.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "browsing-topics",
+        "camera",
+        "display-capture",
+        "encrypted-media",
+        "geolocation",
+        "gyroscope",
+        "hid",
+        "idle-detection",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "screen-wake-lock",
+        "serial",
+        "usb",
+        "xr-spatial-tracking",
+    )
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

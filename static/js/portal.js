@@ -4,6 +4,8 @@
  * 2. Upload progress: a multipart form marked `data-upload-progress` is sent with XHR so the
  *    person sees how far the upload got; the server's answer (redirect or page) is shown as if
  *    the form had been submitted normally.
+ * 3. Print buttons: a `data-print` button (hidden until this file runs) prints the page. The
+ *    Content-Security-Policy refuses inline handlers (onclick="…"), so the handler lives here.
  */
 (function () {
   "use strict";
@@ -95,8 +97,15 @@
     });
   }
 
+  function enablePrint(button) {
+    button.hidden = false;
+    button.addEventListener("click", function () { window.print(); });
+  }
+
   function start() {
     tick();
+    var printers = document.querySelectorAll("[data-print]");
+    for (var p = 0; p < printers.length; p++) enablePrint(printers[p]);
     if (document.querySelector("[data-deadline]")) window.setInterval(tick, 1000);
     var forms = document.querySelectorAll("form[data-upload-progress]");
     for (var i = 0; i < forms.length; i++) enhanceUpload(forms[i]);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -278,11 +279,26 @@ def test_a_party_cannot_decide(api, buyer, seller, persona):
 
 
 @pytest.mark.parametrize("persona", ["other_buyer", "other_seller"])
-def test_strangers_calling_staff_actions_hear_not_found(api, buyer, seller, persona, request):
+def test_strangers_calling_party_actions_hear_not_found(api, buyer, seller, persona, request):
     dispute = dispute_for(buyer=buyer, seller=seller)
     user = request.getfixturevalue(persona)
-    for name in ("decide", "request-info", "withdraw", "statement", "messages"):
+    for name in ("withdraw", "statement", "messages"):
         assert api(user).post(action(dispute, name), {}, format="json").status_code == 404
+
+
+@pytest.mark.parametrize("persona", ["other_buyer", "other_seller"])
+def test_staff_actions_are_refused_by_role_before_any_dispute_is_looked_up(
+    api, buyer, seller, persona, request
+):
+    """A role that never has the scope `decide` hears 403 whether or not the dispute exists, so
+    the answer says nothing about it (docs/api.md, Authentication)."""
+    dispute = dispute_for(buyer=buyer, seller=seller)
+    user = request.getfixturevalue(persona)
+    for name in ("decide", "request-info"):
+        for url in (action(dispute, name), f"/api/v1/disputes/{uuid.uuid4()}/{name}/"):
+            response = api(user).post(url, {}, format="json")
+            assert response.status_code == 403
+            assert response.json()["error"]["code"] == "permission_denied"
 
 
 def test_buyer_cannot_add_the_sellers_statement(api, buyer, seller):

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.db import connection
+from django.utils import timezone
 
 from disputes.models import Dispute, DisputeState
 from kernel.errors import (
@@ -253,3 +254,131 @@ def test_two_concurrent_opens_make_one_dispute(buyer, seller):
     assert Dispute.objects.filter(case=case).count() == 1
     assert Event.objects.filter(kind="dispute.opened").count() == 1
     assert Event.objects.filter(kind="refund.escalated").count() == 1
+
+
+# --- one open case per order (docs/rules.md, Disputes) ------------------------------------------
+
+
+def _rejected_then_refiled(buyer, seller) -> tuple[RefundCase, RefundCase]:
+    """A case rejected an hour ago, and a newer request on the same order, still open."""
+    now = timezone.now()
+    older = rejected_case(
+        buyer=buyer, seller=seller, closed_at=now - timedelta(hours=1), amount="20.00"
+    )
+    newer = refund_request(
+        order=older.order,
+        buyer=buyer,
+        reason="changed_mind",
+        amount="10.00",
+        now=now - timedelta(minutes=30),
+    )
+    return older, newer
+
+
+def _nothing_written(older: RefundCase) -> None:
+    older.refresh_from_db()
+    assert older.state == CaseState.CLOSED
+    assert not Dispute.objects.exists()
+    assert not Event.objects.filter(kind="refund.escalated").exists()
+
+
+def test_refused_while_a_newer_case_on_the_order_is_open(buyer, seller):
+    # given a rejected case and a newer request on the same order, still open
+    older, _ = _rejected_then_refiled(buyer, seller)
+
+    # when the buyer disputes the older case, then it is refused naming the newer request
+    with pytest.raises(InvalidTransition) as exc:
+        open_dispute(case=older, desired_amount="20.00")
+    assert "newer refund request on this order is open" in exc.value.message
+    # and nothing is written (the database's one-open-case constraint is never reached)
+    _nothing_written(older)
+
+
+def test_refused_while_another_case_on_the_order_is_in_dispute(buyer, seller):
+    # given two rejected cases on one order, the older one disputed
+    now = timezone.now()
+    older = rejected_case(
+        buyer=buyer, seller=seller, closed_at=now - timedelta(hours=3), amount="20.00"
+    )
+    newer = rejected_case(
+        buyer=buyer,
+        seller=seller,
+        order=older.order,
+        closed_at=now - timedelta(hours=1),
+        amount="10.00",
+    )
+    open_dispute(case=older, desired_amount="20.00")
+
+    # when the buyer disputes the newer one too, then it is refused: one is in dispute
+    with pytest.raises(InvalidTransition) as exc:
+        open_dispute(case=newer, desired_amount="10.00")
+    assert "in dispute" in exc.value.message
+    newer.refresh_from_db()
+    assert newer.state == CaseState.CLOSED
+    assert Dispute.objects.count() == 1
+
+
+def test_api_answers_409_and_does_not_offer_the_dispute_while_a_newer_case_is_open(
+    api, buyer, seller
+):
+    # given a rejected case and a newer open request on the same order
+    older, newer = _rejected_then_refiled(buyer, seller)
+    client = api(buyer)
+
+    # then the older case does not offer `open-dispute`
+    actions = client.get(f"/api/v1/refunds/{older.public_id}/").json()["actions"]
+    assert "open-dispute" not in [a["action"] for a in actions]
+    listed = {c["id"]: c["actions"] for c in client.get("/api/v1/refunds/").json()["results"]}
+    assert "open-dispute" not in [a["action"] for a in listed[str(older.public_id)]]
+
+    # when the buyer disputes it anyway, then 409 invalid_transition, nothing written
+    response = client.post(
+        "/api/v1/disputes/",
+        {
+            "refund": str(older.public_id),
+            "statement": "The mug arrived cracked.",
+            "contact_name": "Bea Buyer",
+            "contact_email": "bea@example.com",
+            "desired_amount": "20.00",
+        },
+        format="json",
+    )
+    assert response.status_code == 409, response.content
+    assert response.json()["error"]["code"] == "invalid_transition"
+    assert "newer refund request" in response.json()["error"]["message"]
+    _nothing_written(older)
+
+    # and once the newer request is withdrawn, the older case may be disputed again
+    refund_withdraw(case=newer, actor=buyer)
+    actions = client.get(f"/api/v1/refunds/{older.public_id}/").json()["actions"]
+    assert "open-dispute" in [a["action"] for a in actions]
+
+
+def test_pages_explain_and_do_not_offer_the_dispute_while_a_newer_case_is_open(
+    client, buyer, seller
+):
+    # given a rejected case and a newer open request on the same order
+    older, _ = _rejected_then_refiled(buyer, seller)
+    client.force_login(buyer)
+
+    # then neither the order page nor the case page offers a dispute on the older case
+    dispute_url = f"/refunds/{older.public_id}/dispute/"
+    for url in (f"/orders/{older.order.number}/", f"/refunds/{older.public_id}/", "/orders/"):
+        assert dispute_url not in client.get(url).content.decode(), url
+    # and the dispute form says why
+    assert "newer refund request on this order is open" in client.get(dispute_url).content.decode()
+
+    # when the buyer posts the form anyway, then it is a form error and nothing is written
+    response = client.post(
+        dispute_url,
+        {
+            "contact_name": "Bea",
+            "contact_email": "bea@example.com",
+            "statement": "Broken.",
+            "outcome": "full",
+            "desired_amount": "",
+        },
+    )
+    assert response.status_code == 400
+    assert "newer refund request on this order is open" in response.content.decode()
+    _nothing_written(older)

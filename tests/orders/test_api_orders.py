@@ -16,12 +16,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
 from orders.models import Event, Message, Order, OrderItem, OrderStatus, Shop, User
 from payouts.models import GatewayRefund, Payout
+from tests.conftest import api_token_for
 from tests.orders.factories import OrderFactory, UserFactory, delivered, shipped
 
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -82,10 +82,9 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
 
 
 def test_marketplace_pushes_an_order_with_its_token(marketplace):
-    # given the marketplace's integration account and its DRF token, sent as a real header
-    token = Token.objects.create(user=marketplace)
+    # given the marketplace's integration account and its API key, sent as a real header
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(marketplace)}")
     before = User.objects.count()
 
     # when it pushes a new order with two new accounts

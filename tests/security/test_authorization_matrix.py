@@ -33,6 +33,7 @@ from rest_framework.test import APIClient
 from notifications.models import Notification
 from notifications.services import notifications_fan_out
 from orders.models import Event
+from orders.services import api_token_issue
 from refunds import services as refund_services
 from refunds.evidence import evidence_add
 from tests.disputes.factories import dispute_for, rejected_case, with_statement
@@ -66,9 +67,14 @@ def answers(**by_persona: Any) -> dict[str, Any]:
 # --- the API ------------------------------------------------------------------------------------
 
 
-def api_list() -> dict[str, Any]:
+def api_list(ok: int = 200) -> dict[str, Any]:
+    return answers(anonymous=401, buyer=ok, other_buyer=ok, seller=ok, other_seller=ok, staff=ok)
+
+
+def api_own(ok: int = 200) -> dict[str, Any]:
+    """The buyer's own thing: nobody else, staff included, finds it."""
     return answers(
-        anonymous=401, buyer=200, other_buyer=200, seller=200, other_seller=200, staff=200
+        anonymous=401, buyer=ok, other_buyer=404, seller=404, other_seller=404, staff=404
     )
 
 
@@ -92,8 +98,10 @@ def api_both_parties(ok: int = 201, staff: int = 403) -> dict[str, Any]:
 
 
 def api_staff(ok: int = 200) -> dict[str, Any]:
+    """Staff work on disputes: an account whose role never may (scope `decide`) is refused by
+    role (403) before any dispute is looked up, like the feed below."""
     return answers(
-        anonymous=401, buyer=403, other_buyer=404, seller=403, other_seller=404, staff=ok
+        anonymous=401, buyer=403, other_buyer=403, seller=403, other_seller=403, staff=ok
     )
 
 
@@ -220,6 +228,17 @@ API: dict[str, dict[str, Cell]] = {
     },
     "api:notification-list": {"get": Cell("notice", api_list())},
     "api:notification-read-all": {"post": Cell("notice", api_list())},
+    # Everyone manages their own API keys; a key is its owner's (the buyer's) and anyone else,
+    # staff included, does not find it (staff revoke keys in the staff desk).
+    "api:token-list": {
+        "get": Cell("api_token", api_list()),
+        "post": Cell("api_token", api_list(ok=201), body=lambda: {"name": "matrix"}),
+    },
+    "api:token-detail": {
+        "get": Cell("api_token", api_own()),
+        "delete": Cell("api_token", api_own(ok=204)),
+    },
+    "api:token-rotate": {"post": Cell("api_token", api_own(ok=201))},
     # A notice is its recipient's (the buyer's); anyone else, staff included, does not find it.
     "api:notification-read": {
         "post": Cell(
@@ -365,6 +384,15 @@ PAGES: dict[str, dict[str, Cell]] = {
             ),
         )
     },
+    # One email's HTML, framed by the preview; to anyone but staff it does not exist either.
+    "notifications:preview-email": {
+        "get": Cell(
+            "notice",
+            answers(
+                anonymous=404, buyer=404, other_buyer=404, seller=404, other_seller=404, staff=200
+            ),
+        )
+    },
     "notifications:read": {
         "post": Cell(
             "notice",
@@ -421,6 +449,9 @@ def world(buyer, other_buyer, seller, other_seller, staff):
             "decidable": decidable,
             "evidence": evidence,
             "notice": Notification.objects.filter(recipient=buyer).first(),
+            "api_token": api_token_issue(
+                user=buyer, scopes=["read"], via_token=None, actor=buyer, how="test"
+            ).token,
             "shop": shop,
         }
     )
@@ -434,7 +465,7 @@ def url_values(obj: str, cell: Cell) -> dict[str, Any]:
     values: dict[str, Any] = {"slug": WORLD["shop"].slug, **cell.extra}
     if obj in {"order", "fresh_order"}:
         values["number"] = target.number
-    elif obj == "notice":
+    elif obj in {"notice", "api_token"}:
         values["public_id"] = target.public_id
     elif obj == "evidence":
         values["evidence_id"] = target.public_id

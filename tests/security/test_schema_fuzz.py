@@ -18,7 +18,6 @@ import pytest
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
-from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
@@ -32,9 +31,10 @@ from schemathesis.core.failures import FailureGroup
 
 from notifications.models import Notification
 from notifications.services import notifications_fan_out
-from orders.models import User
+from orders.models import ApiToken, User
 from refunds import services as refund_services
 from refunds.evidence import evidence_add
+from tests.conftest import api_token_for
 from tests.disputes.factories import dispute_for, png_upload
 from tests.orders.factories import OrderFactory
 from tests.refunds.factories import file_refund
@@ -55,8 +55,8 @@ CHECKS = [
 
 
 def token_for(user: User) -> str:
-    """The one place the fuzzer gets an API token (docs/api.md, Conventions)."""
-    return Token.objects.create(user=user).key
+    """The one place the schema tests get an API key (docs/api.md, Authentication)."""
+    return api_token_for(user)
 
 
 @dataclass
@@ -68,13 +68,18 @@ class World:
     offered_case: str
     dispute: str
     notifications: dict[str, str]
+    spare_keys: dict[str, str]
 
     def path_parameters(self, path: str, persona: str) -> dict[str, str]:
         """The objects a valid request on `path` names: a case with an offer for the offer
-        answers, the persona's own notice for the notification paths."""
+        answers, the persona's own notice for the notification paths, and a key of its own
+        other than the one it calls with for the key paths (a revoked or rotated calling key
+        would end the run)."""
         if path.startswith("/api/v1/notifications/"):
             notice = self.notifications.get(persona)
             return {"public_id": notice} if notice else {}
+        if path.startswith("/api/v1/tokens/"):
+            return {"public_id": self.spare_keys[persona]}
         case = self.offered_case if "-offer/" in path else self.case
         values = {"number": self.order, "public_id": case, "dispute_id": self.dispute}
         return {name: value for name, value in values.items() if f"{{{name}}}" in path}
@@ -102,6 +107,10 @@ def world(buyer, seller, staff, marketplace) -> World:
         offered_case=str(offered.public_id),
         dispute=str(dispute.public_id),
         notifications=notices,
+        spare_keys={
+            name: str(ApiToken.objects.get(digest=ApiToken.digest_of(token_for(user))).public_id)
+            for name, user in people.items()
+        },
     )
 
 

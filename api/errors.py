@@ -3,6 +3,7 @@ Errors."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -17,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from kernel.errors import DomainError
+from kernel.security import security_event
 
 
 def envelope(code: str, message: str, fields: Any = None) -> dict[str, Any]:
@@ -73,6 +75,22 @@ def _flatten(detail: Any) -> Any:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    response = _error_response(exc, context)
+    if response is not None and response.status_code in (401, 403):
+        # Every API 401 and 403 passes here: the one place they are logged as refused access.
+        request = context.get("request")
+        security_event(
+            "access_refused",
+            request=request,
+            level=logging.WARNING,
+            path=getattr(request, "path", None),
+            status=response.status_code,
+            code=response.data["error"]["code"] if isinstance(response.data, dict) else None,
+        )
+    return response
+
+
+def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         return Response(envelope(exc.code, exc.message, exc.fields), status=exc.status_code)
     if isinstance(exc, TransitionNotAllowed | ConcurrentTransition):

@@ -39,6 +39,9 @@ class TokenScope(BasePermission):
         user = request.user
         if not (user and user.is_authenticated):
             return False
+        if not hasattr(view, (request.method or "").lower()):
+            # A method the view does not serve is a 405 (dispatch answers it), not a scope refusal.
+            return True
         scope = required_scope(request, view)
         if scope is None:
             return True

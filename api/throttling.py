@@ -3,6 +3,10 @@
 A buyer who is held back on the API must not get round it through the web form: both count
 against the same cache key (DRF's "throttle_<scope>_<user>"), with the rates of
 `REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`.
+
+A client without an account is told apart by `kernel.security.client_address` (the address the
+trusted proxies saw), never by DRF's own `get_ident`, which reads `X-Forwarded-For` by its own
+`NUM_PROXIES` setting and would let a forged header pick a fresh budget.
 """
 
 from __future__ import annotations
@@ -15,8 +19,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 
+from kernel.security import client_address
 
-class PostRateThrottle(ScopedRateThrottle):
+
+class ClientAddressIdent:
+    def get_ident(self, request: Any) -> str:
+        return client_address(request) or "unknown"
+
+
+class PostRateThrottle(ClientAddressIdent, ScopedRateThrottle):
     """An API view's `throttle_scope`, counted on POST only: writing is limited, reading (the
     list or thread the same endpoint serves) is not."""
 
@@ -26,7 +37,7 @@ class PostRateThrottle(ScopedRateThrottle):
         return super().allow_request(request, view)
 
 
-class PageThrottle(SimpleRateThrottle):
+class PageThrottle(ClientAddressIdent, SimpleRateThrottle):
     def __init__(self, scope: str) -> None:
         self.scope = scope
         super().__init__()

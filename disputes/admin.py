@@ -30,6 +30,8 @@ from django.utils.translation import gettext_lazy as _
 from kernel import windows
 from kernel.errors import DomainError
 from kernel.money import format_money
+from kernel.security import security_event
+from kernel.signin import reauth_refusal
 from kernel.text import TextCheckedForm
 from orders.admin import ReadOnlyAdmin
 from orders.models import Order, User
@@ -550,6 +552,11 @@ class DisputeAdmin(ReadOnlyAdmin):
         )
 
     def decide_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        # A decision moves money: the password again when it was given too long ago
+        # (docs/architecture.md, Accounts and security).
+        if (stale := reauth_refusal(request)) is not None:
+            return stale
+
         def run(dispute: Dispute, data: dict[str, Any]) -> str:
             decided = services.dispute_decide(
                 dispute=dispute,
@@ -557,6 +564,15 @@ class DisputeAdmin(ReadOnlyAdmin):
                 outcome=data["outcome"],
                 amount=data["amount"] or None,
                 rationale=data["rationale"],
+            )
+            security_event(
+                "money_decision",
+                request=request,
+                decision="dispute_decide",
+                dispute=str(decided.public_id),
+                outcome=decided.outcome,
+                amount=None if decided.amount is None else str(decided.amount),
+                currency=decided.currency,
             )
             return f"Decided {decided.get_state_display().lower()}."
 

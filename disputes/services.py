@@ -248,16 +248,23 @@ def dispute_post_message(
     return message
 
 
-@transaction.atomic
 def dispute_add_evidence(*, dispute: Dispute, actor: User, upload: Any, kind: str = "") -> Evidence:
     """A file for the dispute (its own 10-file allowance), judged by the refunds evidence
     service, which also writes the audit event (on the case, so the dispute's trail shows it)
     and tells the other party."""
     from refunds.evidence import evidence_add
+    from refunds.sanitize import evidence_clean
 
-    dispute = dispute_lock(dispute)
+    # Re-encoding a large photo takes a while: asked without the locks first (and again under
+    # them), so no lock waits on the decoder and nobody else's file is decoded for nothing.
     _require(dispute, actor, "evidence", timezone.now())
-    return evidence_add(case=dispute.case, actor=actor, upload=upload, for_dispute=True, kind=kind)
+    clean = evidence_clean(upload=upload) if upload is not None else None
+    with transaction.atomic():
+        dispute = dispute_lock(dispute)
+        _require(dispute, actor, "evidence", timezone.now())
+        return evidence_add(
+            case=dispute.case, actor=actor, upload=clean, for_dispute=True, kind=kind
+        )
 
 
 @transaction.atomic

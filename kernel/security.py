@@ -1,4 +1,4 @@
-"""Who is asking, and the security log (docs/architecture.md, Security).
+"""Who is asking, and the security log (docs/architecture.md, Accounts and security).
 
 `client_address` is the one answer to "which address did this request come from": the lockout,
 the throttles and the security log all read it. `X-Forwarded-For` is believed only through the
@@ -59,7 +59,8 @@ def security_event(
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             actor = user
-    username = getattr(actor, "username", actor)
+    # An account is named by its USERNAME_FIELD (the email here); a string is taken as given.
+    username = actor.get_username() if hasattr(actor, "get_username") else actor
     address = client_address(request) if request is not None else None
     extra = {
         "security_event": event,

@@ -8,10 +8,12 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from kernel.errors import DomainError
 from kernel.money import format_money
+from kernel.security import security_event
+from kernel.signin import reauth_refusal
 from orders.admin import OrderAdmin, ReadOnlyAdmin, ReadOnlyInline
 from orders.models import Order
 
@@ -101,7 +103,11 @@ class PayoutAdmin(ReadOnlyAdmin):
 
     def _each(
         self, request: HttpRequest, queryset: QuerySet[Payout], verb: str, service: Any
-    ) -> None:
+    ) -> HttpResponse | None:
+        # Retrying or cancelling a payout moves money: the password again when it was given too
+        # long ago (docs/architecture.md, Accounts and security).
+        if (stale := reauth_refusal(request)) is not None:
+            return stale
         done, refused = 0, []
         for payout in queryset.order_by("pk"):
             try:
@@ -110,20 +116,31 @@ class PayoutAdmin(ReadOnlyAdmin):
                 refused.append(f"{payout.public_id}: {exc.message}")
             else:
                 done += 1
+                security_event(
+                    "money_decision",
+                    request=request,
+                    decision=service.__name__,
+                    payout=str(payout.public_id),
+                    amount=str(payout.amount),
+                    currency=payout.currency,
+                )
         if done:
             self.message_user(request, f"{verb} {done} payout(s).", messages.SUCCESS)
         for line in refused:
             self.message_user(request, line, messages.WARNING)
+        return None
 
     @admin.action(description="Retry failed payouts", permissions=["payout_desk"])
-    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
-        self._each(request, queryset, "Retried", services.payout_retry)
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Payout]) -> HttpResponse | None:
+        return self._each(request, queryset, "Retried", services.payout_retry)
 
     @admin.action(
         description="Cancel failed payouts (release reservation)", permissions=["payout_desk"]
     )
-    def cancel_failed(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
-        self._each(request, queryset, "Cancelled", services.payout_cancel)
+    def cancel_failed(
+        self, request: HttpRequest, queryset: QuerySet[Payout]
+    ) -> HttpResponse | None:
+        return self._each(request, queryset, "Cancelled", services.payout_cancel)
 
 
 @admin.register(GatewayRefund)

@@ -5,7 +5,7 @@ from django.urls import URLPattern, URLResolver, include, path
 
 from refunds.rules import ROUTED_CASE_ACTIONS
 
-from .views import disputes, notifications, pages, refunds
+from .views import accounts, disputes, notifications, pages, refunds
 
 notification_patterns = [
     path("notifications/", notifications.notification_list, name="list"),
@@ -21,7 +21,10 @@ notification_patterns = [
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", pages.home, name="home"),
-    # login, logout, password_change…, password_reset… (templates in templates/registration/)
+    # Sign-in refuses service accounts and sends staff on to their second factor; logout,
+    # password_change…, password_reset… are Django's (templates in templates/registration/).
+    path("accounts/login/", accounts.SignInView.as_view(), name="login"),
+    path("accounts/second-factor/", accounts.second_factor, name="second-factor"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("seller/policy/", pages.seller_policy, name="seller-policy"),
     path("sellers/<slug:slug>/", pages.seller_public, name="seller-public"),

@@ -27,6 +27,9 @@ handler404 = "api.errors.page_not_found"
 handler500 = "api.errors.server_error"
 
 
+# Every page 403 is logged as an access refused (docs/architecture.md, Accounts and security).
+handler403 = "portal.views.accounts.permission_denied"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -19,6 +19,8 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from kernel.money import format_money
+from kernel.security import security_event
+from kernel.signin import reauth_refusal
 from orders.admin import ReadOnlyAdmin, ReadOnlyInline
 
 from .models import Evidence, RefundCase, RefundItem
@@ -297,10 +299,19 @@ class RefundCaseAdmin(ReadOnlyAdmin):
         description="Apply the passed deadline of the selected cases now",
         permissions=["sweep"],
     )
-    def apply_due_deadlines(self, request: HttpRequest, queryset: QuerySet[RefundCase]) -> None:
+    def apply_due_deadlines(
+        self, request: HttpRequest, queryset: QuerySet[RefundCase]
+    ) -> HttpResponse | None:
+        # An auto-accept approves a refund and pays it out: a money decision, made with a recent
+        # password (docs/architecture.md, Accounts and security).
+        if (stale := reauth_refusal(request)) is not None:
+            return stale
         ids = list(queryset.values_list("pk", flat=True))
         moved = refund_apply_due_deadlines(case_ids=ids, now=timezone.now())
         total = sum(moved.values())
+        security_event(
+            "money_decision", request=request, decision="refund_apply_due_deadlines", moved=moved
+        )
         detail = ", ".join(f"{name}: {count}" for name, count in moved.items() if count)
         self.message_user(
             request,
@@ -308,20 +319,27 @@ class RefundCaseAdmin(ReadOnlyAdmin):
             + (f" ({detail})." if detail else "; no selected case had a passed deadline."),
             messages.SUCCESS if total else messages.WARNING,
         )
+        return None
 
     @admin.action(
         description="Run the deadline sweep now (every due case, not only these)",
         permissions=["sweep"],
     )
-    def run_deadline_sweep(self, request: HttpRequest, queryset: QuerySet[RefundCase]) -> None:
+    def run_deadline_sweep(
+        self, request: HttpRequest, queryset: QuerySet[RefundCase]
+    ) -> HttpResponse | None:
+        if (stale := reauth_refusal(request)) is not None:
+            return stale
         moved = refund_sweeps_run(now=timezone.now())
         total = sum(moved.values())
+        security_event("money_decision", request=request, decision="refund_sweeps_run", moved=moved)
         detail = ", ".join(f"{name}: {count}" for name, count in moved.items() if count)
         self.message_user(
             request,
             f"Deadline sweep moved {total} case(s)" + (f" ({detail})." if detail else "."),
             messages.SUCCESS,
         )
+        return None
 
 
 @admin.register(Evidence)

@@ -27,6 +27,7 @@ from orders.models import Order, User
 
 from .evidence import evidence_add
 from .models import RefundCase
+from .sanitize import CleanFile, evidence_clean
 from .services import ItemRequest, refund_request, refund_request_validate
 
 # How long a chosen file waits for its request to be filed.
@@ -84,29 +85,30 @@ def refund_draft_discard(*, session: SessionBase, order: Order) -> None:
 
 
 def refund_draft_add_files(*, draft: RefundDraft, uploads: Iterable[Any]) -> list[str]:
-    """Keep the uploads the draft has room for; returns why each other one was not kept."""
-    max_bytes, max_files = settings.EVIDENCE_MAX_BYTES, settings.EVIDENCE_MAX_FILES
+    """Keep the uploads the draft has room for, as the clean copies `evidence_clean` makes
+    (so the buyer hears at once why a file is refused, and nothing else waits on disk);
+    returns why each other one was not kept."""
+    max_files = settings.EVIDENCE_MAX_FILES
     refused: list[str] = []
     for upload in uploads:
-        if (upload.size or 0) > max_bytes:
-            refused.append(
-                f"“{upload.name}” is too large: at most {max_bytes // (1024 * 1024)} MB."
-            )
-        elif len(draft.files) >= max_files:
+        if len(draft.files) >= max_files:
             refused.append(f"“{upload.name}” was not added: at most {max_files} files.")
-        else:
-            draft.files.append(_stash(upload))
+            continue
+        try:
+            clean = evidence_clean(upload=upload)
+        except DomainError as exc:
+            refused.append(f"“{upload.name}” was not added: {exc.message}")
+            continue
+        draft.files.append(_stash(clean))
     return refused
 
 
-def _stash(upload: Any) -> DraftFile:
+def _stash(clean: CleanFile) -> DraftFile:
     root = _root()
     root.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
-    with open(root / token, "wb") as out:
-        for chunk in upload.chunks():
-            out.write(chunk)
-    return {"token": token, "name": str(upload.name)[:200], "size": int(upload.size)}
+    (root / token).write_bytes(clean.content)
+    return {"token": token, "name": clean.name[:200], "size": clean.size}
 
 
 def refund_draft_remove_files(*, draft: RefundDraft, tokens: set[str]) -> None:

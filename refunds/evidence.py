@@ -1,9 +1,10 @@
 """Evidence files (docs/rules.md, Evidence files): the one service that accepts them and the one
 view that serves them.
 
-A file is judged by its content (magic bytes through `filetype`, images re-read by Pillow), never
-by its name or the content type the client claims. It is stored under a random name by the
-model's private storage (outside the static root); the uploaded name is kept only as data. It
+A file is judged by its content, never by its name or the content type the client claims, and
+what is stored is the clean copy `refunds.sanitize.evidence_clean` makes of it (images
+re-encoded, PDFs checked). It is stored under a random name by the model's private storage
+(outside the static root); the uploaded name is kept only as data. It
 leaves only through `evidence_download`, which finds it through a selector that takes the user.
 """
 
@@ -11,19 +12,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import warnings
-from typing import IO, Any
+from typing import Any
 
-import filetype
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.core.files import File
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest
 from django.http.response import HttpResponseBase
 from django.urls import NoReverseMatch
 from django.views.decorators.http import require_safe
-from PIL import Image, UnidentifiedImageError
 
 from kernel.errors import NotAllowed, ValidationFailed
 from orders.models import User
@@ -31,24 +29,12 @@ from orders.rules import order_role
 
 from .events import event_evidence_added
 from .models import Evidence, RefundCase
+from .sanitize import evidence_clean, refusal
 from .selectors import evidence_get_for_user
 from .services import case_lock
 
-# What each accepted type is, as `filetype` names it, and how Pillow names it for images.
-ACCEPTED_TYPES: dict[str, str | None] = {
-    "image/jpeg": "JPEG",
-    "image/png": "PNG",
-    "image/webp": "WEBP",
-    "application/pdf": None,
-}
 EVIDENCE_KINDS = ("receipt", "shipping", "chat", "photo", "other")
 NAME_MAX_LENGTH = 120
-# filetype looks at most at the first 8 KiB (the PDF and WebP signatures are within 16 bytes).
-_SNIFF_BYTES = 8192
-
-
-def _refuse(message: str) -> ValidationFailed:
-    return ValidationFailed(message, fields={"file": [message]})
 
 
 def sanitize_file_name(name: str | None) -> str:
@@ -72,61 +58,28 @@ def sanitize_file_name(name: str | None) -> str:
     return name
 
 
-def _sniff(upload: IO[bytes]) -> str:
-    upload.seek(0)
-    head = upload.read(_SNIFF_BYTES)
-    upload.seek(0)
-    if not head:
-        raise _refuse("The file is empty.")
-    kind = filetype.guess(head)
-    if kind is None or kind.mime not in ACCEPTED_TYPES:
-        raise _refuse("Only JPEG, PNG, WebP images and PDF documents can be attached.")
-    return str(kind.mime)
+def _count_refusal(case: RefundCase, for_dispute: bool) -> ValidationFailed | None:
+    max_files = settings.EVIDENCE_MAX_FILES
+    if Evidence.objects.filter(case=case, for_dispute=for_dispute).count() < max_files:
+        return None
+    where = "dispute" if for_dispute else "case"
+    return refusal(f"This {where} already has {max_files} files, the most it can have.")
 
 
-def _check_image(upload: IO[bytes], mime: str) -> None:
-    """Read the header only (no decoding) to refuse decompression bombs, then verify it."""
-    max_pixels = settings.EVIDENCE_MAX_PIXELS
-    too_big = _refuse(f"The image is too large: at most {max_pixels:,} pixels.")
-    unreadable = _refuse("The image could not be read; attach a JPEG, PNG or WebP file.")
-    upload.seek(0)
-    try:
-        with warnings.catch_warnings():
-            # Pillow only warns between its own limit and twice it; a bomb is an error here.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(upload) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise too_big
-                if image.format != ACCEPTED_TYPES[mime]:
-                    raise unreadable
-                image.verify()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise too_big from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise unreadable from exc
-    finally:
-        upload.seek(0)
-
-
-def _size(upload: Any) -> int:
-    size = getattr(upload, "size", None)
-    if size is None:
-        upload.seek(0, 2)
-        size = upload.tell()
-        upload.seek(0)
-    return int(size)
-
-
-@transaction.atomic
 def evidence_add(
-    *, case: RefundCase, actor: User, upload: Any, for_dispute: bool = False, kind: str = ""
+    *,
+    case: RefundCase,
+    actor: User,
+    upload: Any,
+    for_dispute: bool = False,
+    kind: str = "",
 ) -> Evidence:
-    """Attach a file to a case (or to the dispute on it) after checking what it really is."""
-    # The case lock (order first, then case) serialises uploads, so two at once cannot both
-    # be the tenth file.
-    case = case_lock(case)
-    role = order_role(order=case.order, user=actor)
+    """Attach a file to a case (or to the dispute on it) after checking what it really is.
+
+    `upload` is what the client sent, or the `CleanFile` a caller already made of it with
+    `evidence_clean` (so a caller holding no lock yet does the slow part first).
+    """
+    role = order_role(order=case.order, user=actor)  # who is buyer and seller never changes
     if role not in ("buyer", "seller", "staff"):
         raise NotAllowed("Only the buyer, the seller and staff can add files to this case.")
     kind = (kind or "").strip().lower()
@@ -136,40 +89,37 @@ def evidence_add(
             fields={"kind": [f"One of {', '.join(EVIDENCE_KINDS)}."]},
         )
     if upload is None:
-        raise _refuse("Choose a file to attach.")
-    size = _size(upload)
-    max_bytes = settings.EVIDENCE_MAX_BYTES
-    if size > max_bytes:
-        raise _refuse(
-            f"The file is too large: at most {max_bytes // (1024 * 1024) or 1} MB "
-            f"({max_bytes:,} bytes)."
+        raise refusal("Choose a file to attach.")
+    # Asked again under the lock; asked here so an eleventh file is not decoded for nothing.
+    if (full := _count_refusal(case, for_dispute)) is not None:
+        raise full
+    # Decoding and re-encoding a large photo takes a while: done before the case is locked,
+    # and before anything is written, so a refused file leaves nothing behind.
+    clean = evidence_clean(upload=upload)
+    with transaction.atomic():
+        # The case lock (order first, then case) serialises uploads, so two at once cannot
+        # both be the tenth file.
+        case = case_lock(case)
+        if (full := _count_refusal(case, for_dispute)) is not None:
+            raise full
+        evidence = Evidence(
+            case=case,
+            for_dispute=for_dispute,
+            kind=kind,
+            uploaded_by=actor,
+            original_name=sanitize_file_name(clean.name),
+            content_type=clean.content_type,
+            size=clean.size,
         )
-    max_files = settings.EVIDENCE_MAX_FILES
-    where = "dispute" if for_dispute else "case"
-    if Evidence.objects.filter(case=case, for_dispute=for_dispute).count() >= max_files:
-        raise _refuse(f"This {where} already has {max_files} files, the most it can have.")
-    mime = _sniff(upload)
-    if ACCEPTED_TYPES[mime] is not None:
-        _check_image(upload, mime)
-
-    evidence = Evidence(
-        case=case,
-        for_dispute=for_dispute,
-        kind=kind,
-        uploaded_by=actor,
-        original_name=sanitize_file_name(getattr(upload, "name", "")),
-        content_type=mime,
-        size=size,
-    )
-    # The storage name comes from `evidence_path` (random); the name given here is ignored.
-    evidence.file.save("evidence", File(upload), save=False)
-    try:
-        with transaction.atomic():
-            evidence.save()
-            event_evidence_added(case=case, evidence=evidence, actor=actor, actor_role=role)
-    except Exception:
-        evidence.file.delete(save=False)
-        raise
+        # The storage name comes from `evidence_path` (random); the name given here is ignored.
+        evidence.file.save("evidence", ContentFile(clean.content), save=False)
+        try:
+            with transaction.atomic():
+                evidence.save()
+                event_evidence_added(case=case, evidence=evidence, actor=actor, actor_role=role)
+        except Exception:
+            evidence.file.delete(save=False)
+            raise
     return evidence
 
 

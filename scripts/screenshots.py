@@ -5,7 +5,9 @@
 Starts the portal on a free local port over a temporary SQLite database, seeds it (with the
 `seed_demo` management command when the project has one, else with a small data set made here
 through the services), signs the personas in by session cookie, and saves full-page PNGs of:
-home, my orders, refund step 2, case page, seller dashboard, dispute page and reputation.
+home, my orders, refund step 2, case page, seller dashboard, dispute page and reputation, and the
+staff desk's dispute queue. The staff persona signs in as a person does, through the sign-in page
+and the second-factor page, with a code computed from the TOTP secret `seed_demo` made.
 Needs Debian's chromium at /usr/bin/chromium and the `playwright` Python package.
 """
 
@@ -202,12 +204,17 @@ def _targets() -> dict[str, Any]:
         if any(o["state"] == "open" for o in options):
             refundable = order
             break
+    from orders.models import User
+    from refundportal.management.commands.seed_demo import STAFF_EMAIL, demo_staff_secret
+
     return {
         "buyer": buyer,
         "case": case,
         "dispute": dispute,
         "shop": shop,
         "refundable": refundable,
+        "staff": User.objects.filter(email=STAFF_EMAIL).first(),
+        "staff_secret": demo_staff_secret(),
     }
 
 
@@ -223,6 +230,29 @@ def _session_cookie(user: Any) -> str:
     session.save()
     assert session.session_key is not None
     return session.session_key
+
+
+def _staff_session_cookie(browser: Any, base: str, user: Any, secret: str) -> str:
+    """Sign the staff persona in through the pages: password, then the TOTP code."""
+    from base64 import b32decode
+
+    from django_otp.oath import totp
+
+    from refundportal.management.commands.seed_demo import PASSWORD
+
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", user.email)
+    page.fill("#id_password", PASSWORD)
+    page.click("form.form button[type=submit]")
+    page.wait_for_url("**/accounts/second-factor/**")
+    page.fill("#id_code", f"{totp(b32decode(secret)):06d}")
+    page.click("form.form button[type=submit]")
+    page.wait_for_load_state()
+    [key] = [c["value"] for c in context.cookies() if c["name"] == "sessionid"]
+    context.close()
+    return key
 
 
 def _serve() -> tuple[Any, str]:
@@ -294,11 +324,18 @@ def main() -> int:
                     reverse("dispute-detail", args=[t["dispute"].public_id]),
                 )
             )
+        if t["staff"] is not None and t["staff_secret"]:
+            pages.append(("staff-desk", t["staff"], reverse("admin:disputes_dispute_changelist")))
         cookies: dict[int, str] = {}
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            if t["staff"] is not None and t["staff_secret"]:
+                # One sign-in: a TOTP code is accepted once, so every staff page shares it.
+                cookies[t["staff"].pk] = _staff_session_cookie(
+                    browser, base, t["staff"], t["staff_secret"]
+                )
             for width_name, (width, height) in WIDTHS.items():
                 for name, user, path in pages:
                     context = browser.new_context(viewport={"width": width, "height": height})

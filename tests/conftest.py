@@ -11,6 +11,9 @@ import os
 import pytest
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from orders.rules import api_scopes
@@ -122,3 +125,40 @@ def private_storage(tmp_path, monkeypatch, settings):
         Evidence._meta.get_field("file"), "storage", FileSystemStorage(location=root, base_url=None)
     )
     return root
+
+
+# --- staff sessions and the second factor ---------------------------------------------------------
+
+_force_login = Client.force_login
+
+
+def password_only_login(client: Client, user, backend=None) -> None:  # type: ignore[no-untyped-def]
+    """A session that has given the password and nothing more: what a staff member holds
+    between the sign-in page and the second-factor page."""
+    _force_login(client, user, backend)
+
+
+def second_factor_login(client: Client, user) -> TOTPDevice:  # type: ignore[no-untyped-def]
+    """Mark the client's session as verified by the user's TOTP device (made when missing),
+    the session key django-otp's middleware reads (django_otp.login writes the same)."""
+    device = TOTPDevice.objects.devices_for_user(user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="test device", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return device
+
+
+@pytest.fixture(autouse=True)
+def staff_sign_in_with_second_factor(monkeypatch):
+    """`client.force_login(staff)` gives a staff session that has shown its second factor, as
+    a real staff sign-in does, so admin and page tests need no change; tests of the second
+    factor itself sign in with `password_only_login`."""
+
+    def force_login(client: Client, user, backend=None) -> None:  # type: ignore[no-untyped-def]
+        _force_login(client, user, backend)
+        if user.is_staff:
+            second_factor_login(client, user)
+
+    monkeypatch.setattr(Client, "force_login", force_login)

@@ -61,6 +61,13 @@ def test_seed_demo_creates_every_state_and_runs_twice(db, django_capture_on_comm
         assert User.objects.get(email=email).check_password(PASSWORD)
     assert PASSWORD in text and settings.SITE_URL in text
     assert User.objects.get(email="staff@demo.test").is_staff
+    # and the staff's second factor: a confirmed TOTP device whose secret is printed
+    from base64 import b32encode
+
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.get(user__email="staff@demo.test", confirmed=True)
+    assert b32encode(device.bin_key).decode() in text
 
     # when it runs again, then nothing is added and the logins are printed again
     counts = (Order.objects.count(), RefundCase.objects.count(), Dispute.objects.count())
@@ -68,6 +75,8 @@ def test_seed_demo_creates_every_state_and_runs_twice(db, django_capture_on_comm
     call_command("seed_demo", stdout=again)
     assert (Order.objects.count(), RefundCase.objects.count(), Dispute.objects.count()) == counts
     assert "already there" in again.getvalue() and "staff@demo.test" in again.getvalue()
+    assert b32encode(device.bin_key).decode() in again.getvalue()
+    assert TOTPDevice.objects.filter(user__email="staff@demo.test").count() == 1
 
 
 @pytest.mark.slow

@@ -130,7 +130,8 @@ SWEEP_BATCH_SIZE = _env_or_fail("SWEEP_BATCH_SIZE", int, 5000)
 SITE_URL = env("SITE_URL", default="http://localhost:8000")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The staff desk's site (refundportal/admin_site.py): staff with a second factor only.
+    "refundportal.apps.StaffDeskAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -145,6 +146,8 @@ INSTALLED_APPS = [
     "csp",
     "django_fsm",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "refundportal",
     "orders",
     "payouts",
@@ -166,6 +169,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "portal.middleware.AccountSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.middleware.ViewerTimeZoneMiddleware",
@@ -404,6 +409,19 @@ TRUSTED_PROXY_COUNT = _env_or_fail("TRUSTED_PROXY_COUNT", int, 0)
 
 AXES_FAILURE_LIMIT = _env_or_fail("AXES_FAILURE_LIMIT", int, 5)
 AXES_COOLOFF_TIME = timedelta(minutes=15)
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# One lock per username AND address (a combination, not two separate locks): wrong passwords for
+# one account from one address never lock another account, nor the same account elsewhere; with
+# the proxy's address alone, five guesses at any username would lock everybody out.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "kernel.security.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_FORM_FIELD = "username"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
+# Accounts (docs/architecture.md, Accounts and security). Staff sign in to pages and the admin
+# with a TOTP second factor; their session ends after STAFF_IDLE_TIMEOUT without a request, and a
+# money decision in the admin asks for the password again once the last sign-in or re-entry is
+# older than REAUTH_MAX_AGE. Other accounts keep Django's session policy.
+STAFF_IDLE_TIMEOUT = timedelta(minutes=_env_or_fail("STAFF_IDLE_TIMEOUT_MINUTES", int, 30))
+REAUTH_MAX_AGE = timedelta(minutes=_env_or_fail("REAUTH_MAX_AGE_MINUTES", int, 15))
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="RefundPortal")

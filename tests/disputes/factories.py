@@ -122,5 +122,6 @@ def png_upload(name: str = "photo.png", size: tuple[int, int] = (8, 8)) -> Any:
 def pdf_upload(name: str = "receipt.pdf") -> Any:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    body = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-    return SimpleUploadedFile(name, body, content_type="application/pdf")
+    from tests.refunds.factories import minimal_pdf_bytes
+
+    return SimpleUploadedFile(name, minimal_pdf_bytes(), content_type="application/pdf")

@@ -130,12 +130,15 @@ def test_the_whole_request_with_evidence_in_four_steps(buyer, seller):
     assert "crack.png" in text
 
 
-def test_a_refused_file_is_named_on_the_case_page_and_the_case_stands(buyer, seller):
+def test_a_refused_file_is_named_at_step_three_and_the_good_one_is_kept(buyer, seller):
+    # given a buyer at step 3 choosing a fake picture and a real one
     order = delivered_order(buyer, seller)
     client = client_for(buyer)
     client.post(f"/orders/{order.number}/refund/", {"reason": "damaged"})
     fake = SimpleUploadedFile("notes.png", b"this is not a picture", content_type="image/png")
-    client.post(
+
+    # when the details are sent
+    response = client.post(
         f"/orders/{order.number}/refund/details/",
         {
             "amount": "10.00",
@@ -143,11 +146,16 @@ def test_a_refused_file_is_named_on_the_case_page_and_the_case_stands(buyer, sel
             "evidence": [fake, png_upload("ok.png")],
         },
     )
-    response = client.post(f"/orders/{order.number}/refund/review/", follow=True)
+
+    # then the fake is named with its reason at once, on the step that took it
+    assert response.status_code == 400
     text = visible_text(response)
-    assert RefundCase.objects.filter(order=order).exists()
-    assert "“notes.png” was not attached: Only JPEG, PNG, WebP images and PDF documents" in text
-    assert "ok.png" in text
+    assert "“notes.png” was not added: Only JPEG, PNG, WebP images and PDF documents" in text
+    # and filing the request attaches only the real one
+    response = client.post(f"/orders/{order.number}/refund/review/", follow=True)
+    case = RefundCase.objects.get(order=order)
+    assert [e.original_name for e in Evidence.objects.filter(case=case)] == ["ok.png"]
+    assert "notes.png" not in visible_text(response)
 
 
 def test_an_order_with_an_open_case_goes_to_the_case(requested_case, buyer):

@@ -115,10 +115,17 @@ def pillow_pdf_bytes() -> bytes:
 
 def minimal_pdf_bytes() -> bytes:
     """A one-page PDF written by hand (what a receipt printer might produce, minus the text)."""
+    return pdf_bytes()
+
+
+def pdf_bytes(catalog: bytes = b"", *extra: bytes, page: bytes = b"") -> bytes:
+    """A one-page PDF with a correct cross-reference table; `catalog` and `page` are added to
+    the catalog's and the page's dictionaries, `extra` are objects 4, 5, … ."""
     objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Catalog /Pages 2 0 R " + catalog + b" >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] " + page + b" >>",
+        *extra,
     ]
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n")

@@ -77,9 +77,10 @@ def test_return_number_is_not_shown_before_it_is_issued(desk, case):
     assert case.return_number.encode() not in desk.get(f"{CHANGELIST}{case.pk}/change/").content
 
 
-def test_run_the_deadline_sweep_from_the_desk(desk, case):
+def test_run_the_deadline_sweep_from_the_desk(desk, case, staff):
     # given a request whose seller let respond_by pass
     with time_machine.travel(case.respond_by + SECOND, tick=False):
+        desk.force_login(staff)  # days later: a fresh staff sign-in
         # when staff run the sweep from the case list
         response = desk.post(
             CHANGELIST, {"action": "run_deadline_sweep", "_selected_action": [case.pk]}, follow=True
@@ -92,7 +93,9 @@ def test_run_the_deadline_sweep_from_the_desk(desk, case):
     assert Event.objects.filter(case_id=case.public_id, kind="refund.auto_accepted").count() == 1
 
 
-def test_apply_the_passed_deadline_of_the_selected_cases_only(desk, case, other_buyer, seller):
+def test_apply_the_passed_deadline_of_the_selected_cases_only(
+    desk, case, other_buyer, seller, staff
+):
     # given two requests whose seller let respond_by pass, and one still inside its window
     from tests.orders.factories import OrderFactory
 
@@ -100,6 +103,7 @@ def test_apply_the_passed_deadline_of_the_selected_cases_only(desk, case, other_
     other_due = file_refund(OrderFactory(buyer=other_buyer, shop=shop), amount="10.00")
     with time_machine.travel(case.respond_by + SECOND, tick=False):
         not_due = file_refund(OrderFactory(buyer=other_buyer, shop=shop), amount="10.00")
+        desk.force_login(staff)  # days later: a fresh staff sign-in
         # when staff apply the passed deadline to the first and the not-yet-due one
         response = desk.post(
             CHANGELIST,

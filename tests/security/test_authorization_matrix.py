@@ -294,6 +294,21 @@ PAGES: dict[str, dict[str, Cell]] = {
             ),
         )
     },
+    # Staff show their second factor here; a session that needs none (or has shown it) is sent
+    # on to where it was going.
+    "second-factor": {
+        "get": Cell(
+            "order",
+            answers(
+                anonymous=LOGIN,
+                buyer=ANY_OK,
+                other_buyer=ANY_OK,
+                seller=ANY_OK,
+                other_seller=ANY_OK,
+                staff=ANY_OK,
+            ),
+        )
+    },
     "password_change": {"get": Cell("order", page_signed_in())},
     "password_change_done": {"get": Cell("order", page_signed_in())},
     "password_reset": {"get": Cell("order", page_open())},

@@ -8,12 +8,17 @@ shipped expires, overdue disputes are flagged). Celery runs eagerly while seedin
 settle on the fake gateway before the command returns.
 
 Idempotent: when the demo buyer exists it only prints the logins. Runs on SQLite and PostgreSQL.
+
+The demo staff account signs in to pages and the admin with a second factor (docs/architecture.md,
+Accounts and security): its TOTP device is made here and its secret printed with the logins, to
+add to an authenticator app (scripts/screenshots.py computes the codes from it).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+from base64 import b32encode
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,6 +28,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from disputes import services as disputes
 from disputes.models import Dispute
@@ -43,6 +49,7 @@ from refunds.models import RefundCase
 
 PASSWORD = "demo-pass-2026"  # noqa: S105 - a published demo login
 MARKER_EMAIL = "buyer@demo.test"
+STAFF_EMAIL = "staff@demo.test"
 
 # email, name, time zone, shop (slug, name) or None, extra flags
 PEOPLE: list[tuple[str, str, str, tuple[str, str] | None, dict[str, Any]]] = [
@@ -91,10 +98,15 @@ def _png() -> SimpleUploadedFile:
 
 
 def _pdf() -> SimpleUploadedFile:
-    body = (
-        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
-        b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
-    )
+    from PIL import Image, ImageDraw
+
+    # A one-page scan of a receipt: an uploaded PDF must open in a parser
+    # (docs/rules.md, Evidence files).
+    image = Image.new("RGB", (240, 320), (255, 255, 255))
+    ImageDraw.Draw(image).text((20, 20), "Receipt: 1 x Travel mug", fill=(0, 0, 0))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PDF")
+    body = buffer.getvalue()
     return SimpleUploadedFile("receipt.pdf", body, content_type="application/pdf")
 
 
@@ -463,3 +475,21 @@ class Command(BaseCommand):
         self.stdout.write(f"Every demo login uses the password: {PASSWORD}")
         for role, email in LOGINS:
             self.stdout.write(f"  {role:<20} {email}")
+        secret = demo_staff_secret()
+        if secret:
+            self.stdout.write(
+                f"The staff login also asks for a code: add this TOTP secret to an "
+                f"authenticator app: {secret}"
+            )
+
+
+def demo_staff_secret() -> str | None:
+    """The demo staff's TOTP secret (base32), its device made on first use; None without the
+    demo staff account. A demo seeded before staff had a second factor gets its device here."""
+    staff = User.objects.filter(email=STAFF_EMAIL).first()
+    if staff is None:
+        return None
+    device = TOTPDevice.objects.devices_for_user(staff, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=staff, name="Demo authenticator", confirmed=True)
+    return b32encode(device.bin_key).decode()

@@ -252,11 +252,13 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
-OrderErrorOut = inline_serializer(
-    name="OrderErrorOut",
+# The error envelope of every API answer above 399 (docs/api.md, Errors); `api/schema.py` lists it
+# under each status an operation can answer.
+ErrorOut = inline_serializer(
+    name="ErrorOut",
     fields={
         "error": inline_serializer(
-            name="OrderErrorBodyOut",
+            name="ErrorBodyOut",
             fields={
                 "code": serializers.CharField(),
                 "message": serializers.CharField(),
@@ -270,7 +272,9 @@ OrderErrorOut = inline_serializer(
 
 
 def error_responses(*codes: int) -> dict[int, serializers.Serializer]:
-    return dict.fromkeys(codes, OrderErrorOut)
+    """The envelope under each of `codes`; the errors every operation shares are added by
+    `api.schema.ApiAutoSchema`, so a view names only those of its own domain."""
+    return dict.fromkeys(codes, ErrorOut)
 
 
 def viewer(request: Request) -> User:

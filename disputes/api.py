@@ -12,7 +12,6 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.urls import path, reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
@@ -21,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.filters import filter_value_refusal
 from api.throttling import PostRateThrottle
 from api.toolkit import (
     AmountInField,
@@ -135,9 +135,11 @@ class DisputeEvidenceOut(serializers.Serializer):
     def get_uploaded_by(self, evidence: Evidence) -> str:
         return dispute_author_role(evidence.uploaded_by_id, self.context["dispute"])
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(help_text="Permission-checked download."))
     def get_url(self, evidence: Evidence) -> str:
-        return evidence_url(evidence)
+        # Absolute, as the schema's `uri` says and as the case's evidence is (docs/api.md,
+        # Disputes): a client may hand it on without knowing where the API lives.
+        return self.context["request"].build_absolute_uri(evidence_url(evidence))
 
 
 class DisputeOut(serializers.Serializer):
@@ -289,7 +291,10 @@ class DisputeListCreateApi(GenericAPIView):
     def get_queryset(self) -> QuerySet[Dispute]:
         if getattr(self, "swagger_fake_view", False):
             return Dispute.objects.none()
-        state = self.request.query_params.get("state") or None
+        # Empty or repeated, `state` is refused as the list filters of orders and cases are.
+        if refusal := filter_value_refusal(self.request.query_params, "state"):
+            raise ValidationFailed(refusal, fields={"state": [refusal]})
+        state = self.request.query_params.get("state")
         if state is not None and state not in DisputeState.values:
             raise ValidationFailed(
                 f"Unknown state {state!r}.",
@@ -429,7 +434,9 @@ class DisputeEvidenceApi(GenericAPIView):
         dispute = _dispute(request, dispute_id)
         page = self.paginate_queryset(dispute_evidence(dispute=dispute))
         return self.get_paginated_response(
-            DisputeEvidenceOut(page, many=True, context={"dispute": dispute}).data
+            DisputeEvidenceOut(
+                page, many=True, context={"request": request, "dispute": dispute}
+            ).data
         )
 
     @extend_schema(
@@ -447,7 +454,7 @@ class DisputeEvidenceApi(GenericAPIView):
             dispute=dispute, actor=viewer(request), upload=data["file"], kind=data["kind"]
         )
         return Response(
-            DisputeEvidenceOut(evidence, context={"dispute": dispute}).data,
+            DisputeEvidenceOut(evidence, context={"request": request, "dispute": dispute}).data,
             status=status.HTTP_201_CREATED,
         )
 

@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.filters import StrictFilterForm
 from api.permissions import IsStaffOrMarketplace, TokenScope
 from api.throttling import PostRateThrottle
 from api.toolkit import (
@@ -166,7 +167,9 @@ class OrderItemOut(serializers.Serializer):
 
 
 class OrderDeadlineOut(serializers.Serializer):
-    until = UTCDateTimeField(required=False)
+    # Present only when the action has a deadline (docs/api.md, Orders: `{}` for `message`,
+    # `ship`…). Not read-only, or the schema would list it as always present.
+    until = UTCDateTimeField(read_only=False, required=False)
 
 
 class OrderActionsOut(serializers.Serializer):
@@ -303,6 +306,7 @@ class OrderFilter(django_filters.FilterSet):
     class Meta:
         model = Order
         fields = ["status", "role"]
+        form = StrictFilterForm
 
     def filter_role(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
         user = self.request.user

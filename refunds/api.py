@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.filters import StrictFilterForm
 from api.throttling import PostRateThrottle
 from api.toolkit import ExactJSONParser, error_responses, serializer_context, validated, viewer
 from kernel.errors import ValidationFailed
@@ -97,6 +98,7 @@ class RefundFilter(django_filters.FilterSet):
     class Meta:
         model = RefundCase
         fields = ["state", "role", "order"]
+        form = StrictFilterForm
 
     def filter_role(
         self, queryset: QuerySet[RefundCase], name: str, value: str

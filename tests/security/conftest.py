@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from django.core.cache import cache
 from django.core.files.storage import FileSystemStorage
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -47,3 +51,34 @@ def throttle_rates(settings, monkeypatch) -> Callable[..., None]:
 
     yield set_rates
     cache.clear()
+
+
+@contextmanager
+def connections_kept() -> Iterator[None]:
+    """The WSGI handler closes the connection around each request (CONN_MAX_AGE=0); inside a
+    test that would drop the test's transaction, so do what Django's test client does."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def wsgi_in_test_transaction() -> Iterator[None]:
+    with connections_kept():
+        yield
+
+
+@pytest.fixture(scope="session")
+def api_schema() -> Any:
+    """The OpenAPI schema as `/api/schema/` serves it, loaded by schemathesis against the WSGI
+    application (tests/security/test_schema_fuzz.py, test_schema_contract.py)."""
+    import schemathesis
+
+    from refundportal.wsgi import application
+
+    with connections_kept():
+        return schemathesis.openapi.from_wsgi("/api/schema/", application)

@@ -15,6 +15,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 
+from api.filters import filter_value_refusal
+
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 MAX_OFFSET = 2**31
@@ -22,8 +24,11 @@ _INTEGER = re.compile(r"[0-9]{1,12}")  # digits only: no sign, spaces, "1e3" or 
 
 
 def _bounded(request: Request, name: str, default: int, low: int, high: int) -> int:
+    # Empty or repeated is refused as for every list parameter (api/filters.py).
+    if refusal := filter_value_refusal(request.query_params, name):
+        raise ValidationError({name: [refusal]})
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     value = int(raw) if _INTEGER.fullmatch(raw) else None
     if value is None or not low <= value <= high:

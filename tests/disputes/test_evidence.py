@@ -30,7 +30,7 @@ def test_buyer_attaches_a_photo(api, buyer, seller):
         "image/png",
         "buyer",
     )
-    assert body["url"].startswith("/files/evidence/")
+    assert body["url"].startswith("http://testserver/files/evidence/")
     evidence = Evidence.objects.get()
     assert evidence.for_dispute and evidence.case_id == dispute.case_id
     detail = api(seller).get(f"/api/v1/disputes/{dispute.public_id}/").json()

@@ -99,6 +99,10 @@ BAD_PAGING = [
     "offset=99999999999999999999",
     f"offset={MAX_OFFSET + 1}",
     "offset=x",
+    "limit=",
+    "offset=",
+    "limit=5&limit=10",
+    "offset=0&offset=50",
 ]
 
 

@@ -6,7 +6,7 @@
 #               runs check --deploy and bandit); exits non-zero if any of them fails
 #
 # Both create .venv with python3.11 when it is missing and install the project with its dev extras.
-# Tune pytest with PYTEST_ARGS, e.g. `make test PYTEST_ARGS="-n 2 -x"`.
+# Tune pytest with PYTEST_ARGS (default `-n 2`), e.g. `make test PYTEST_ARGS="-x -k refunds"`.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -21,7 +21,9 @@ INSTALLED := $(VENV)/.refundportal-installed
 # Every dependency, dev tools included, pinned with hashes (README, Dependencies); pyproject.toml
 # holds the ranges the lock is compiled from (`make lock`).
 LOCK := requirements-dev.lock
-PYTEST_ARGS ?=
+# Two workers: the suite grew past 15 minutes serially on a 2-core machine; it is safe in parallel
+# (each worker has its own test database, broker tests their own redis-server).
+PYTEST_ARGS ?= -n 2
 
 export VENV PYTEST_ARGS
 

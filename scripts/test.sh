@@ -39,7 +39,8 @@ run_check "migrations complete" python manage.py makemigrations --check --dry-ru
 run_check "django check" python manage.py check
 # `check --deploy` (production settings) and bandit run inside pytest, in
 # tests/security/test_deploy.py, so each check runs once and a failure fails the pytest run.
-# PYTEST_ARGS is split on spaces on purpose: `make test PYTEST_ARGS="-n 2 -x"`.
+# PYTEST_ARGS is split on spaces on purpose: `make test PYTEST_ARGS="-n 2 -x"` (the Makefile
+# sets `-n 2` when it is not given).
 # shellcheck disable=SC2086
 run_check "pytest" pytest -p no:cacheprovider ${PYTEST_ARGS:-}
 

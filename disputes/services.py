@@ -252,12 +252,14 @@ def dispute_add_evidence(*, dispute: Dispute, actor: User, upload: Any, kind: st
     """A file for the dispute (its own 10-file allowance), judged by the refunds evidence
     service, which also writes the audit event (on the case, so the dispute's trail shows it)
     and tells the other party."""
-    from refunds.evidence import evidence_add
+    from refunds.evidence import evidence_add, evidence_count_refusal
     from refunds.sanitize import evidence_clean
 
     # Re-encoding a large photo takes a while: asked without the locks first (and again under
-    # them), so no lock waits on the decoder and nobody else's file is decoded for nothing.
+    # them), so no lock waits on the decoder and no file is decoded only to be refused.
     _require(dispute, actor, "evidence", timezone.now())
+    if (full := evidence_count_refusal(case=dispute.case, for_dispute=True)) is not None:
+        raise full
     clean = evidence_clean(upload=upload) if upload is not None else None
     with transaction.atomic():
         dispute = dispute_lock(dispute)

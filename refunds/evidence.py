@@ -58,7 +58,8 @@ def sanitize_file_name(name: str | None) -> str:
     return name
 
 
-def _count_refusal(case: RefundCase, for_dispute: bool) -> ValidationFailed | None:
+def evidence_count_refusal(*, case: RefundCase, for_dispute: bool) -> ValidationFailed | None:
+    """Why one more file may not be added to the case (or its dispute): its allowance is used."""
     max_files = settings.EVIDENCE_MAX_FILES
     if Evidence.objects.filter(case=case, for_dispute=for_dispute).count() < max_files:
         return None
@@ -91,7 +92,7 @@ def evidence_add(
     if upload is None:
         raise refusal("Choose a file to attach.")
     # Asked again under the lock; asked here so an eleventh file is not decoded for nothing.
-    if (full := _count_refusal(case, for_dispute)) is not None:
+    if (full := evidence_count_refusal(case=case, for_dispute=for_dispute)) is not None:
         raise full
     # Decoding and re-encoding a large photo takes a while: done before the case is locked,
     # and before anything is written, so a refused file leaves nothing behind.
@@ -100,7 +101,7 @@ def evidence_add(
         # The case lock (order first, then case) serialises uploads, so two at once cannot
         # both be the tenth file.
         case = case_lock(case)
-        if (full := _count_refusal(case, for_dispute)) is not None:
+        if (full := evidence_count_refusal(case=case, for_dispute=for_dispute)) is not None:
             raise full
         evidence = Evidence(
             case=case,

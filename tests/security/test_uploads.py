@@ -19,6 +19,7 @@ from PIL import ExifTags, Image, ImageCms, PngImagePlugin
 from pypdf import PdfWriter
 
 from refunds.models import Evidence
+from refunds.sanitize import evidence_clean
 from tests.conftest import api_client_for
 from tests.disputes.factories import dispute_for
 from tests.portal.conftest import client_for, delivered_order
@@ -151,13 +152,25 @@ def test_a_path_traversal_name_is_only_a_display_name(door, name, buyer, dispute
 
 
 @pytest.mark.parametrize("door", DOORS, ids=lambda d: d.name)
-def test_the_eleventh_file_is_refused(door, buyer, dispute, private_storage, settings):
+def test_the_eleventh_file_is_refused_before_it_is_decoded(
+    door, buyer, dispute, private_storage, settings, monkeypatch
+):
     for i in range(settings.EVIDENCE_MAX_FILES):
         ok = send(door, dispute, buyer, SimpleUploadedFile(f"p{i}.png", png_bytes(), "image/png"))
         assert ok.status_code in {201, 302}, ok.content[:300]
+    # a spy on the cleaner: re-encoding a 40 MP photo only to refuse it would waste seconds
+    cleaned: list[object] = []
+
+    def spy(*, upload):
+        cleaned.append(upload)
+        return evidence_clean(upload=upload)
+
+    monkeypatch.setattr("refunds.sanitize.evidence_clean", spy)
+    monkeypatch.setattr("refunds.evidence.evidence_clean", spy)
     response = send(door, dispute, buyer, SimpleUploadedFile("p.png", png_bytes(), "image/png"))
     assert_refused(door, response, "the most it can have")
     assert Evidence.objects.count() == settings.EVIDENCE_MAX_FILES
+    assert cleaned == []
 
 
 # --- images are stored as their pixels only ------------------------------------------------------

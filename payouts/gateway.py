@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -50,6 +50,7 @@ class PaymentGateway(Protocol):
         idempotency_key: str,
         *,
         metadata: Mapping[str, str] | None = None,
+        known_reference: str | None = None,
     ) -> GatewayResult: ...
 
 
@@ -85,7 +86,9 @@ class FakeGateway:
         idempotency_key: str,
         *,
         metadata: Mapping[str, str] | None = None,
+        known_reference: str | None = None,
     ) -> GatewayResult:
+        # The fake's ledger answers by key, so a refund it already made is found that way.
         from .models import GatewayRefund
 
         mode = self._mode(payment_reference)
@@ -220,9 +223,27 @@ class StripeGateway:
         idempotency_key: str,
         *,
         metadata: Mapping[str, str] | None = None,
+        known_reference: str | None = None,
     ) -> GatewayResult:
+        """`known_reference`: the refund an earlier attempt made (a pending one). It is read
+        back, never created again: Stripe replays a key's first answer ("pending") for 24 hours
+        and forgets the key after, so asking again with the key would never learn that the
+        refund settled, and after a day would make a second one."""
         import stripe
 
+        client = _stripe_client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
+        if known_reference:
+            try:
+                refund = client.v1.refunds.retrieve(known_reference)
+            except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+                raise GatewayUnauthorized(
+                    f"Stripe refused the API key (HTTP {exc.http_status}): set "
+                    "STRIPE_SECRET_KEY to a valid secret key; the payout waits"
+                ) from exc
+            except stripe.StripeError as exc:
+                # Whatever went wrong, the refund exists: ask again later, never re-create it.
+                raise GatewayTimeout(f"Stripe did not say: {_stripe_words(exc)}") from exc
+            return _stripe_result(refund)
         if payment_reference.startswith("pi_"):
             params: dict[str, object] = {"payment_intent": payment_reference}
         elif payment_reference.startswith("ch_"):
@@ -234,7 +255,6 @@ class StripeGateway:
         params["amount"] = stripe_amount(amount, currency)
         if metadata:
             params["metadata"] = dict(metadata)
-        client = _stripe_client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
         try:
             refund = client.v1.refunds.create(
                 params,  # type: ignore[arg-type]
@@ -254,14 +274,19 @@ class StripeGateway:
         except stripe.StripeError as exc:
             # 5xx and anything unforeseen: Stripe may or may not have refunded.
             raise GatewayTimeout(f"Stripe answered with an error: {_stripe_words(exc)}") from exc
-        status = refund.status
-        if status == "succeeded":
-            return GatewayResult(refund.id, "succeeded")
-        if status in {"pending", "requires_action"}:
-            return GatewayResult(refund.id, "pending")
-        reason = getattr(refund, "failure_reason", None) or "unknown"
-        words = STRIPE_FAILURE_REASONS.get(reason, reason.replace("_", " "))
-        raise GatewayDeclined(f"Stripe refund {refund.id} {status}: {words}")
+        return _stripe_result(refund)
+
+
+def _stripe_result(refund: Any) -> GatewayResult:
+    """A Refund object as the payout reads it; failed and canceled are definite."""
+    status = refund.status
+    if status == "succeeded":
+        return GatewayResult(refund.id, "succeeded")
+    if status in {"pending", "requires_action"}:
+        return GatewayResult(refund.id, "pending")
+    reason = getattr(refund, "failure_reason", None) or "unknown"
+    words = STRIPE_FAILURE_REASONS.get(reason, reason.replace("_", " "))
+    raise GatewayDeclined(f"Stripe refund {refund.id} {status}: {words}")
 
 
 def _stripe_words(exc: Exception) -> str:

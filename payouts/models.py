@@ -99,8 +99,10 @@ class Payout(FSMModelMixin, TimeStamped):
     @transition(field=status, source=PayoutStatus.FAILED, target=PayoutStatus.PENDING)
     def retry(self, *, at) -> None:  # type: ignore[no-untyped-def]
         if self.failure_definite:
+            # A new refund is asked for (a new key): the failed one is not read back again.
             self.key_generation += 1
             self.failure_definite = False
+            self.gateway_reference = ""
         self.next_attempt_at = at
 
     @transition(field=status, source=PayoutStatus.FAILED, target=PayoutStatus.CANCELLED)

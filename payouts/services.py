@@ -184,6 +184,8 @@ def payout_attempt(*, payout_id: int, now: datetime | None = None) -> str:
             payout.currency,
             payout.gateway_key,
             metadata={"payout": str(payout.public_id), "order_number": payout.order.number},
+            # A pending refund is read back by its reference, never asked for again.
+            known_reference=payout.gateway_reference or None,
         )
     except GatewayUnauthorized as exc:
         return _payout_wait_for_key(payout_id, str(exc), now)

@@ -177,6 +177,23 @@ class StripeServer:
             self.ledger.append(refund)
         return 200, self._refund_object(refund)
 
+    def retrieve(self, authorization: str, refund_id: str) -> tuple[int, dict[str, Any]]:
+        """`GET /v1/refunds/{id}`: the refund as it is now."""
+        self.requests.append({"retrieve": refund_id})
+        if authorization.removeprefix("Bearer ").strip() not in self.valid_keys:
+            return 401, self._error("invalid_request_error", "Invalid API Key provided.")
+        with self._lock:
+            found = next((r for r in self.ledger if r.id == refund_id), None)
+        if found is None:
+            return 404, self._error("invalid_request_error", f"No such refund: '{refund_id}'")
+        return 200, self._refund_object(found)
+
+    def settle(self, refund_id: str, status: str, failure_reason: str | None = None) -> None:
+        """Stripe settles a pending refund later (what its webhook would announce)."""
+        with self._lock:
+            refund = next(r for r in self.ledger if r.id == refund_id)
+            refund.status, refund.failure_reason = status, failure_reason
+
 
 def _handler(server: StripeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -184,6 +201,14 @@ def _handler(server: StripeServer) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
+
+        def do_GET(self) -> None:
+            refund_id = self.path.removeprefix("/v1/refunds/")
+            if not self.path.startswith("/v1/refunds/") or "/" in refund_id:
+                self._send(404, {"error": {"type": "invalid_request_error", "message": "?"}})
+                return
+            status, body = server.retrieve(self.headers.get("Authorization", ""), refund_id)
+            self._send(status, body)
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

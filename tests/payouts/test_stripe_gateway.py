@@ -126,6 +126,47 @@ def test_a_pending_refund_keeps_the_payout_pending(db, stripe_server, behaviour)
     assert payout.gateway_reference == stripe_server.ledger[0].id
 
 
+@pytest.mark.parametrize(("settled", "outcome"), [("succeeded", "succeeded"), ("failed", "failed")])
+def test_a_pending_refund_is_read_back_never_asked_for_again(db, stripe_server, settled, outcome):
+    # given a refund Stripe made pending, which it settles later
+    stripe_server.answer("pending")
+    payout = make_payout(stripe_order())
+    attempt(payout)
+    [refund] = stripe_server.ledger
+    stripe_server.settle(refund.id, settled, "lost_or_stolen_card" if settled == "failed" else None)
+
+    # when the payout is attempted again (the re-dispatch)
+    result, payout = attempt(payout)
+
+    # then the refund was read back by its id: no second POST, which Stripe would answer with the
+    # replayed "pending" for a day and, once it forgot the key, with a second refund
+    assert result == outcome
+    assert stripe_server.requests[-1] == {"retrieve": refund.id}
+    assert [r for r in stripe_server.requests if "idempotency_key" in r] == [
+        stripe_server.requests[0]
+    ]
+    assert len(stripe_server.ledger) == 1
+    assert payout.status == (PayoutStatus.SUCCEEDED if settled == "succeeded" else "failed")
+
+
+def test_a_staff_retry_after_a_pending_refund_failed_asks_for_a_new_one(db, stripe_server, staff):
+    # given a pending refund that then failed at Stripe
+    stripe_server.answer("pending")
+    payout = make_payout(stripe_order())
+    attempt(payout)
+    stripe_server.settle(stripe_server.ledger[0].id, "failed", "expired_or_canceled_card")
+    attempt(payout)
+
+    # when staff retry it
+    payout_services.payout_retry(payout=Payout.objects.get(pk=payout.pk), actor=staff)
+    outcome, payout = attempt(payout)
+
+    # then a new refund was created under a new key, not the failed one read back again
+    assert outcome == "succeeded"
+    assert [r.idempotency_key for r in stripe_server.ledger] == ["refund:case-1", "refund:case-1:1"]
+    assert payout.gateway_reference == stripe_server.ledger[1].id
+
+
 @pytest.mark.parametrize(
     ("behaviour", "words"),
     [

@@ -66,6 +66,7 @@ CATALOG: Final[dict[str, Notice]] = {
     "payout.cancelled": SILENT,
     "payout.succeeded": Notice(_PARTIES),
     "payout.failed": Notice(("staff",)),
+    "payout.key_refused": Notice(("staff",)),
     "payout.overdue": Notice(("buyer", "staff")),
     "message.posted": Notice(_PARTIES, except_author=True),
     "refund.requested": Notice(("seller",)),
@@ -196,6 +197,10 @@ def sample_payload(kind: str) -> dict[str, Any]:
         "order.cancelled": {"reason": "out_of_stock", "reason_label": None, "case_id": None},
         "payout.succeeded": {"purpose": "refund"},
         "payout.failed": {"purpose": "refund", "attempts": 2, "reason": "Card issuer unavailable"},
+        "payout.key_refused": {
+            "reason": "Stripe refused the API key (HTTP 401): set STRIPE_SECRET_KEY to a valid "
+            "secret key; the payout waits"
+        },
         "payout.overdue": {
             "purpose": "refund",
             "attempts": 4,

@@ -117,6 +117,11 @@ class OrderIngestIn(StrictSerializer):
                 item["unit_price"] = parse_amount(item["unit_price"], currency, allow_zero=True)
             except MoneyError as exc:
                 errors[f"items[{index}].unit_price"] = [str(exc)]
+        problem = rules.payment_reference_problem(
+            payment_method=attrs["payment_method"], payment_reference=attrs["payment_reference"]
+        )
+        if problem is not None:
+            errors["payment_reference"] = [problem]
         if attrs["payment_method"] != PaymentMethod.CARD:
             for name in ("card_brand", "card_last4"):
                 if attrs[name]:

@@ -12,13 +12,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Literal
 
+from django.conf import settings
 from django_fsm import can_proceed
 
 from kernel import windows
 from kernel.errors import DomainError, InvalidTransition, NotAllowed, WindowClosed
 
 from . import hooks
-from .models import ApiScope, ApiToken, Order, OrderStatus, User
+from .models import ApiScope, ApiToken, Order, OrderStatus, PaymentMethod, User
 
 Party = Literal["buyer", "seller"]
 Role = Literal["buyer", "seller", "staff", "marketplace", "other"]
@@ -195,3 +196,21 @@ def api_token_manage_refusal(
     return api_token_grant_refusal(
         user=user, token=token, scopes=api_scopes(user=target.user, token=target)
     )
+
+
+# Stripe refunds a card payment by its PaymentIntent or its Charge (docs/rules.md, Payouts).
+STRIPE_REFERENCE_PREFIXES = ("pi_", "ch_")
+
+
+def payment_reference_problem(*, payment_method: str, payment_reference: str) -> str | None:
+    """Why the gateway could never refund this payment, or None; read at ingest.
+
+    With the Stripe gateway a card order (cards and card wallets, which Stripe processes as cards)
+    must name a PaymentIntent or a Charge. Only the prefix is checked: ingest never calls Stripe.
+    Other payment methods are not Stripe's, so any reference is theirs to keep.
+    """
+    if settings.PAYMENT_GATEWAY != "stripe" or payment_method != PaymentMethod.CARD:
+        return None
+    if payment_reference.startswith(STRIPE_REFERENCE_PREFIXES):
+        return None
+    return "A card payment must be a Stripe PaymentIntent (pi_…) or Charge (ch_…)."

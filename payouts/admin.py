@@ -75,6 +75,8 @@ class PayoutAdmin(ReadOnlyAdmin):
         "status",
         "attempts",
         "failure_reason",
+        "failure_definite",
+        "gateway_key",
         "next_attempt_at",
         "claimed_until",
         "succeeded_at",

@@ -69,6 +69,24 @@ def event_payout_failed(*, payout: Payout, at: datetime) -> Event:
         payout_id=payout.public_id,
         attempts=payout.attempts,
         reason=payout.failure_reason,
+        definite=payout.failure_definite,
+    )
+
+
+def event_payout_key_refused(*, payout: Payout, at: datetime) -> Event:
+    """The gateway refused our API key: every payout waits until staff fix it."""
+    return event_record(
+        order=payout.order,
+        kind="payout.key_refused",
+        actor=None,
+        from_state=payout.status,
+        to_state=payout.status,
+        note=payout.failure_reason,
+        notify=("staff",),
+        at=at,
+        amount=str(payout.amount),
+        payout_id=payout.public_id,
+        reason=payout.failure_reason,
     )
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Literal, Protocol
+from decimal import ROUND_DOWN, Decimal
+from functools import lru_cache
+from typing import Any, Literal, Protocol
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -18,8 +20,19 @@ class GatewayError(Exception):
     """The gateway refused (declined, invalid); retrying later may succeed."""
 
 
+class GatewayDeclined(GatewayError):
+    """A definite failure: no money moved, and asking again with the same key would get the same
+    answer (Stripe replays a key's first answer). Never retried automatically; the message is the
+    reason staff read. A staff retry sends a new key (docs/rules.md, Payouts)."""
+
+
 class GatewayTimeout(GatewayError):
     """No answer: the refund may or may not have happened. Retry with the same key to learn."""
+
+
+class GatewayUnauthorized(GatewayError):
+    """The gateway refused our credentials: nothing a retry can fix until staff change the key.
+    The payout waits; staff are alerted."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +43,14 @@ class GatewayResult:
 
 class PaymentGateway(Protocol):
     def refund(
-        self, payment_reference: str, amount: Decimal, currency: str, idempotency_key: str
+        self,
+        payment_reference: str,
+        amount: Decimal,
+        currency: str,
+        idempotency_key: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        known_reference: str | None = None,
     ) -> GatewayResult: ...
 
 
@@ -59,8 +79,16 @@ class FakeGateway:
         return settings.FAKE_GATEWAY_MODE
 
     def refund(
-        self, payment_reference: str, amount: Decimal, currency: str, idempotency_key: str
+        self,
+        payment_reference: str,
+        amount: Decimal,
+        currency: str,
+        idempotency_key: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        known_reference: str | None = None,
     ) -> GatewayResult:
+        # The fake's ledger answers by key, so a refund it already made is found that way.
         from .models import GatewayRefund
 
         mode = self._mode(payment_reference)
@@ -103,6 +131,173 @@ class FakeGateway:
         if mode == "timeout":
             raise GatewayTimeout("the gateway did not answer in time")
         return GatewayResult(created.reference, status)  # type: ignore[arg-type]
+
+
+# Stripe's currency rules (docs/rules.md, Payouts): amounts go in the smallest unit as Stripe
+# counts it, which is not always ISO 4217's. Zero-decimal currencies (JPY, KRW…) go as whole
+# units. Three-decimal ones (KWD, BHD…) go in thousandths whose last digit must be 0. ISK and
+# UGX are whole-unit money that Stripe's API still counts in hundredths (kept for backwards
+# compatibility), and HUF and TWD are two-decimal for charges and refunds: all four go times 100.
+STRIPE_ZERO_DECIMAL = frozenset(
+    [
+        "BIF",
+        "CLP",
+        "DJF",
+        "GNF",
+        "JPY",
+        "KMF",
+        "KRW",
+        "MGA",
+        "PYG",
+        "RWF",
+        "VND",
+        "VUV",
+        "XAF",
+        "XOF",
+        "XPF",
+    ]
+)
+STRIPE_THREE_DECIMAL = frozenset(["BHD", "JOD", "KWD", "OMR", "TND"])
+
+
+def stripe_amount(amount: Decimal, currency: str) -> int:
+    """The amount as Stripe's API reads it. Never more than asked: a thousandth that Stripe
+    cannot take (KWD 5.125) is rounded down to the hundredth it can (5120), so a refund never
+    exceeds what was approved."""
+    code = currency.upper()
+    if code in STRIPE_ZERO_DECIMAL:
+        places = 0
+    elif code in STRIPE_THREE_DECIMAL:
+        minor = int((amount * 1000).to_integral_value(rounding=ROUND_DOWN))
+        return minor - minor % 10
+    else:
+        # Every other currency, the four special cases included, counts in hundredths.
+        places = 2
+    return int((amount * 10**places).to_integral_value(rounding=ROUND_DOWN))
+
+
+# Stripe's words for a refund's failure_reason, for staff.
+STRIPE_FAILURE_REASONS = {
+    "charge_for_pending_refund_disputed": "the customer disputed the charge while the refund "
+    "was pending",
+    "declined": "the card issuer declined the refund",
+    "expired_or_canceled_card": "the card has expired or was cancelled",
+    "insufficient_funds": "the Stripe balance could not cover the refund",
+    "lost_or_stolen_card": "the card was reported lost or stolen",
+    "merchant_request": "the refund was cancelled at the marketplace's request",
+    "unknown": "the card network gave no reason",
+}
+
+STRIPE_TIMEOUT_SECONDS = 30
+
+
+@lru_cache(maxsize=8)
+def _stripe_client(api_key: str, api_base: str):  # type: ignore[no-untyped-def]
+    import stripe
+
+    # No retries inside the client: the payout task retries with the same key and backoff, and
+    # a worker must not sit in a retry loop (docs/architecture.md, Payouts).
+    return stripe.StripeClient(
+        api_key,
+        base_addresses={"api": api_base},
+        max_network_retries=0,
+        http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),
+    )
+
+
+class StripeGateway:
+    """Refunds through Stripe's API with the official client (README, Connecting Stripe).
+
+    The settings are read on every call (a test points STRIPE_API_BASE at a local server); the
+    client is cached per key and address. Each outcome maps onto the gateway errors above:
+    succeeded or pending is a result; failed, canceled, 402 and 400 are definite
+    (GatewayDeclined); 401/403 is a key problem (GatewayUnauthorized); 429, 5xx, a connection
+    error or a timeout leave the outcome unknown (GatewayTimeout), asked again with the same key.
+    """
+
+    def refund(
+        self,
+        payment_reference: str,
+        amount: Decimal,
+        currency: str,
+        idempotency_key: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        known_reference: str | None = None,
+    ) -> GatewayResult:
+        """`known_reference`: the refund an earlier attempt made (a pending one). It is read
+        back, never created again: Stripe replays a key's first answer ("pending") for 24 hours
+        and forgets the key after, so asking again with the key would never learn that the
+        refund settled, and after a day would make a second one."""
+        import stripe
+
+        client = _stripe_client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
+        if known_reference:
+            try:
+                refund = client.v1.refunds.retrieve(known_reference)
+            except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+                raise GatewayUnauthorized(
+                    f"Stripe refused the API key (HTTP {exc.http_status}): set "
+                    "STRIPE_SECRET_KEY to a valid secret key; the payout waits"
+                ) from exc
+            except stripe.StripeError as exc:
+                # Whatever went wrong, the refund exists: ask again later, never re-create it.
+                raise GatewayTimeout(f"Stripe did not say: {_stripe_words(exc)}") from exc
+            return _stripe_result(refund)
+        if payment_reference.startswith("pi_"):
+            params: dict[str, object] = {"payment_intent": payment_reference}
+        elif payment_reference.startswith("ch_"):
+            params = {"charge": payment_reference}
+        else:
+            raise GatewayDeclined(
+                f"{payment_reference!r} is no Stripe PaymentIntent or Charge: pay it another way"
+            )
+        params["amount"] = stripe_amount(amount, currency)
+        if metadata:
+            params["metadata"] = dict(metadata)
+        try:
+            refund = client.v1.refunds.create(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": idempotency_key},
+            )
+        except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+            raise GatewayUnauthorized(
+                f"Stripe refused the API key (HTTP {exc.http_status}): set STRIPE_SECRET_KEY "
+                "to a valid secret key; the payout waits"
+            ) from exc
+        except stripe.CardError as exc:
+            raise GatewayDeclined(f"Stripe declined the refund: {_stripe_words(exc)}") from exc
+        except (stripe.RateLimitError, stripe.APIConnectionError) as exc:
+            raise GatewayTimeout(f"Stripe did not answer: {_stripe_words(exc)}") from exc
+        except stripe.InvalidRequestError as exc:
+            raise GatewayDeclined(f"Stripe refused the refund: {_stripe_words(exc)}") from exc
+        except stripe.StripeError as exc:
+            # 5xx and anything unforeseen: Stripe may or may not have refunded.
+            raise GatewayTimeout(f"Stripe answered with an error: {_stripe_words(exc)}") from exc
+        return _stripe_result(refund)
+
+
+def _stripe_result(refund: Any) -> GatewayResult:
+    """A Refund object as the payout reads it; failed and canceled are definite."""
+    status = refund.status
+    if status == "succeeded":
+        return GatewayResult(refund.id, "succeeded")
+    if status in {"pending", "requires_action"}:
+        return GatewayResult(refund.id, "pending")
+    reason = getattr(refund, "failure_reason", None) or "unknown"
+    words = STRIPE_FAILURE_REASONS.get(reason, reason.replace("_", " "))
+    raise GatewayDeclined(f"Stripe refund {refund.id} {status}: {words}")
+
+
+def _stripe_words(exc: Exception) -> str:
+    import stripe
+
+    if isinstance(exc, stripe.StripeError):
+        code = exc.code or ""
+        message = exc.user_message or (exc.error.message if exc.error else "") or ""
+        status = f"HTTP {exc.http_status}" if exc.http_status else "no answer"
+        return " ".join(part for part in (status, code, message and f"({message})") if part)
+    return str(exc)
 
 
 def get_gateway() -> PaymentGateway:

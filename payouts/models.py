@@ -43,6 +43,11 @@ class Payout(FSMModelMixin, TimeStamped):
     status = FSMField(default=PayoutStatus.PENDING, choices=PayoutStatus.choices, protected=True)
     attempts = models.PositiveIntegerField(default=0)
     failure_reason = models.CharField(max_length=300, blank=True)
+    # The gateway said a definite no (docs/rules.md, Payouts): no automatic retry, and the next
+    # (staff) retry must send a new key, since Stripe replays a key's first answer.
+    failure_definite = models.BooleanField(default=False)
+    # How many times staff retried after a definite failure: the gateway key's suffix.
+    key_generation = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # A worker holds the payout until then; a crashed worker's claim simply runs out.
     claimed_until = models.DateTimeField(null=True, blank=True)
@@ -66,22 +71,38 @@ class Payout(FSMModelMixin, TimeStamped):
     def __str__(self) -> str:
         return f"{format_money(self.amount, self.currency)} → {self.payment_method} ({self.status})"
 
+    @property
+    def gateway_key(self) -> str:
+        """The idempotency key the gateway sees: the payout's own, then `<key>:<n>` after the
+        n-th staff retry of a definite failure. Retries of an unknown outcome keep it."""
+        if self.key_generation == 0:
+            return self.idempotency_key
+        return f"{self.idempotency_key}:{self.key_generation}"
+
     @transition(field=status, source=PayoutStatus.PENDING, target=PayoutStatus.SUCCEEDED)
     def succeed(self, *, gateway_reference: str, at) -> None:  # type: ignore[no-untyped-def]
         self.gateway_reference = gateway_reference
         self.succeeded_at = at
         self.failure_reason = ""
+        self.failure_definite = False
         self.next_attempt_at = None
         self.claimed_until = None
 
     @transition(field=status, source=PayoutStatus.PENDING, target=PayoutStatus.FAILED)
-    def fail(self, *, reason: str, next_attempt_at) -> None:  # type: ignore[no-untyped-def]
+    def fail(self, *, reason: str, next_attempt_at, definite: bool = False) -> None:  # type: ignore[no-untyped-def]
         self.failure_reason = reason[:300]
-        self.next_attempt_at = next_attempt_at
+        self.failure_definite = definite
+        # A definite failure waits for staff: the re-dispatch never picks it up.
+        self.next_attempt_at = None if definite else next_attempt_at
         self.claimed_until = None
 
     @transition(field=status, source=PayoutStatus.FAILED, target=PayoutStatus.PENDING)
     def retry(self, *, at) -> None:  # type: ignore[no-untyped-def]
+        if self.failure_definite:
+            # A new refund is asked for (a new key): the failed one is not read back again.
+            self.key_generation += 1
+            self.failure_definite = False
+            self.gateway_reference = ""
         self.next_attempt_at = at
 
     @transition(field=status, source=PayoutStatus.FAILED, target=PayoutStatus.CANCELLED)

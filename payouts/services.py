@@ -28,13 +28,22 @@ from orders.models import Order, User
 from orders.services import order_lock
 
 from . import events, hooks
-from .gateway import GatewayError, GatewayTimeout, get_gateway
+from .gateway import (
+    GatewayDeclined,
+    GatewayError,
+    GatewayTimeout,
+    GatewayUnauthorized,
+    get_gateway,
+)
 from .models import Payout, PayoutStatus
 
 log = logging.getLogger(__name__)
 
 
 PAYOUT_CLAIM = timedelta(minutes=5)
+# A payout whose gateway refused our key waits this long before the re-dispatch asks again
+# (staff were alerted; the key is theirs to fix).
+PAYOUT_KEY_WAIT = timedelta(hours=1)
 PAYOUT_BACKOFF = [
     timedelta(minutes=1),
     timedelta(minutes=5),
@@ -167,11 +176,19 @@ def payout_attempt(*, payout_id: int, now: datetime | None = None) -> str:
     now = now or timezone.now()
     if not _claim_payout(payout_id, now):
         return "skipped"
-    payout = Payout.objects.get(pk=payout_id)
+    payout = Payout.objects.select_related("order").get(pk=payout_id)
     try:
         result = get_gateway().refund(
-            payout.payment_reference, payout.amount, payout.currency, payout.idempotency_key
+            payout.payment_reference,
+            payout.amount,
+            payout.currency,
+            payout.gateway_key,
+            metadata={"payout": str(payout.public_id), "order_number": payout.order.number},
+            # A pending refund is read back by its reference, never asked for again.
+            known_reference=payout.gateway_reference or None,
         )
+    except GatewayUnauthorized as exc:
+        return _payout_wait_for_key(payout_id, str(exc), now)
     except GatewayTimeout as exc:
         # Unknown outcome: keep it pending and ask again (same key) after a short backoff.
         Payout.objects.filter(pk=payout_id, status=PayoutStatus.PENDING).update(
@@ -180,6 +197,8 @@ def payout_attempt(*, payout_id: int, now: datetime | None = None) -> str:
             next_attempt_at=now + _backoff(payout.attempts),
         )
         return "timeout"
+    except GatewayDeclined as exc:
+        return _payout_settle_failed(payout_id, str(exc), now, definite=True)
     except GatewayError as exc:
         return _payout_settle_failed(payout_id, str(exc), now)
     if result.status == "pending":
@@ -211,19 +230,37 @@ def _payout_settle_succeeded(payout_id: int, reference: str, now: datetime) -> s
 
 
 @transaction.atomic
-def _payout_settle_failed(payout_id: int, reason: str, now: datetime) -> str:
+def _payout_settle_failed(
+    payout_id: int, reason: str, now: datetime, *, definite: bool = False
+) -> str:
     payout = Payout.objects.select_for_update().select_related("order__shop").get(pk=payout_id)
     if payout.status != PayoutStatus.PENDING:
         return "already-settled"
-    payout.fail(reason=reason, next_attempt_at=now + _backoff(payout.attempts))
+    payout.fail(reason=reason, next_attempt_at=now + _backoff(payout.attempts), definite=definite)
     payout.save()
     events.event_payout_failed(payout=payout, at=now)
     return "failed"
 
 
 @transaction.atomic
+def _payout_wait_for_key(payout_id: int, reason: str, now: datetime) -> str:
+    """The gateway refused our credentials: the payout stays pending, is not retried until
+    PAYOUT_KEY_WAIT has passed, and staff are alerted (docs/rules.md, Payouts)."""
+    payout = Payout.objects.select_for_update().select_related("order__shop").get(pk=payout_id)
+    if payout.status != PayoutStatus.PENDING:
+        return "already-settled"
+    Payout.objects.filter(pk=payout_id).update(
+        claimed_until=None, failure_reason=reason[:300], next_attempt_at=now + PAYOUT_KEY_WAIT
+    )
+    payout.failure_reason = reason[:300]
+    events.event_payout_key_refused(payout=payout, at=now)
+    return "unauthorized"
+
+
+@transaction.atomic
 def payout_retry(*, payout: Payout, actor: User | None, now: datetime | None = None) -> Payout:
-    """failed → pending on the same row and key (staff, or the automatic backoff)."""
+    """failed → pending on the same row (staff, or the automatic backoff). After a definite
+    failure the gateway gets a new key (`Payout.gateway_key`); otherwise the same one."""
     now = now or timezone.now()
     payout = Payout.objects.select_for_update().select_related("order__shop").get(pk=payout.pk)
     if not can_proceed(payout.retry):

@@ -21,6 +21,7 @@ def payout_send(self, payout_id: int) -> str:  # type: ignore[no-untyped-def]
     if outcome in {"timeout", "pending"}:
         # Unknown or unsettled: ask the gateway again with the same key, with backoff (≤ 5 min).
         raise self.retry(countdown=min(30 * 2**self.request.retries, 300))
+    # "failed" (a definite no) and "unauthorized" (a key staff must fix) are not retried here.
     return outcome
 
 

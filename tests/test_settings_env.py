@@ -29,6 +29,9 @@ CONTROLLED = (
     "SECURE_SSL_REDIRECT",
     "SWEEP_BATCH_SIZE",
     "DATABASE_PREPARED_STATEMENTS",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_API_BASE",
 )
 LONG_SECRET = "k" * 64
 
@@ -64,6 +67,7 @@ def test_the_base_settings_start_with_a_clean_environment():
         ("DEBUG", "maybe"),
         ("FAKE_GATEWAY_MODE", "sometimes"),
         ("SWEEP_BATCH_SIZE", "lots"),
+        ("STRIPE_API_BASE", "api.stripe.com"),
     ],
 )
 def test_a_malformed_value_stops_the_start_naming_the_variable(name, value):
@@ -107,6 +111,84 @@ def test_production_starts_when_the_environment_is_safe():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+# Shaped like Stripe's keys; not real ones.
+STRIPE_KEYS = {
+    "PAYMENT_GATEWAY": "stripe",
+    "STRIPE_SECRET_KEY": "sk_test_" + "a1B2" * 6,
+    "STRIPE_WEBHOOK_SECRET": "whsec_" + "Zx9+" * 8,
+}
+
+
+@pytest.mark.parametrize(
+    "secret_key",
+    ["sk_live_" + "a1B2" * 6, "sk_test_" + "a1B2" * 6, "rk_live_" + "a1B2" * 6],
+    ids=["live", "test-mode", "restricted"],
+)
+def test_production_starts_with_stripe_and_without_the_fake(secret_key):
+    # given Stripe's keys and no ALLOW_FAKE_GATEWAY
+    result = start(
+        "refundportal.settings.production",
+        SECRET_KEY=LONG_SECRET,
+        **{**STRIPE_KEYS, "STRIPE_SECRET_KEY": secret_key},
+    )
+
+    # then production starts
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STRIPE_SECRET_KEY", ""),
+        ("STRIPE_SECRET_KEY", "pk_live_" + "a1B2" * 6),  # the publishable key
+        ("STRIPE_SECRET_KEY", "whsec_" + "a1B2" * 6),  # the keys swapped
+        ("STRIPE_SECRET_KEY", "sk_live_"),
+        ("STRIPE_WEBHOOK_SECRET", ""),
+        ("STRIPE_WEBHOOK_SECRET", "sk_test_" + "a1B2" * 6),
+        ("STRIPE_API_BASE", "http://api.stripe.com"),
+    ],
+    ids=[
+        "no-secret-key",
+        "publishable-key",
+        "swapped",
+        "bare-prefix",
+        "no-webhook-secret",
+        "webhook-secret-is-an-api-key",
+        "plain-http",
+    ],
+)
+def test_production_with_stripe_refuses_a_missing_or_malformed_key(name, value):
+    # when production starts with Stripe and one key missing or malformed
+    result = start(
+        "refundportal.settings.production",
+        SECRET_KEY=LONG_SECRET,
+        **{**STRIPE_KEYS, name: value},
+    )
+
+    # then it stops, naming the variable and not echoing the value
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "ImproperlyConfigured" in last
+    assert name in last
+    if len(value) > 10:
+        assert value not in result.stderr
+
+
+def test_the_fake_stays_the_default_gateway_and_stripe_reads_from_the_environment():
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.PAYMENT_GATEWAY, settings.STRIPE_API_BASE)"
+    )
+    assert start("refundportal.settings.base", code).stdout.split() == [
+        "fake",
+        "https://api.stripe.com",
+    ]
+    result = start(
+        "refundportal.settings.base", code, STRIPE_API_BASE="http://127.0.0.1:9", **STRIPE_KEYS
+    )
+    assert result.stdout.split() == ["stripe", "http://127.0.0.1:9"]
 
 
 def database_options(**env: str) -> str:

@@ -6,6 +6,7 @@ enforces money deadlines must not start on a guessed time zone or a half-parsed 
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import timedelta
 from pathlib import Path
@@ -105,10 +106,22 @@ except (NotImplementedError, KeyError) as exc:
     ) from exc
 
 PAYMENT_GATEWAY = env("PAYMENT_GATEWAY", default="fake")
-PAYMENT_GATEWAYS = {"fake": "payouts.gateway.FakeGateway"}
+PAYMENT_GATEWAYS = {
+    "fake": "payouts.gateway.FakeGateway",
+    "stripe": "payouts.gateway.StripeGateway",
+}
 if PAYMENT_GATEWAY not in PAYMENT_GATEWAYS:
     raise ImproperlyConfigured(
         f"PAYMENT_GATEWAY={PAYMENT_GATEWAY!r} is unknown; choose one of {sorted(PAYMENT_GATEWAYS)}"
+    )
+# Stripe (README, Connecting Stripe). Read when a payout is sent, so a test can point them at a
+# local server; production refuses to start with a missing or malformed key.
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="https://api.stripe.com")
+if not re.fullmatch(r"https?://[^\s/?#]+", STRIPE_API_BASE):
+    raise ImproperlyConfigured(
+        f"STRIPE_API_BASE={STRIPE_API_BASE!r} is not an address like https://api.stripe.com"
     )
 # The fake gateway's default answer: "succeed", "fail", "pending" or "timeout".
 FAKE_GATEWAY_MODE = env("FAKE_GATEWAY_MODE", default="succeed")

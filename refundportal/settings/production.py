@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
@@ -10,6 +12,9 @@ from .base import (
     DEBUG,
     PAYMENT_GATEWAY,
     SECRET_KEY,
+    STRIPE_API_BASE,
+    STRIPE_SECRET_KEY,
+    STRIPE_WEBHOOK_SECRET,
     _env_bool,
     env,
 )
@@ -23,6 +28,22 @@ if PAYMENT_GATEWAY == "fake" and not _env_bool("ALLOW_FAKE_GATEWAY", False):
         "PAYMENT_GATEWAY=fake refunds nobody: configure a real gateway in production "
         "(ALLOW_FAKE_GATEWAY=1 only for a staging or benchmark deployment)"
     )
+if PAYMENT_GATEWAY == "stripe":
+    # The prefix says what a key is: a secret or restricted key (live or test mode) for the API,
+    # a signing secret for webhooks. A publishable key (pk_) or a swapped pair fails here, at
+    # start, not on the first refund. The message names the variable, never the value.
+    if not re.fullmatch(r"(sk|rk)_(live|test)_[A-Za-z0-9]{16,}", STRIPE_SECRET_KEY):
+        raise ImproperlyConfigured(
+            "STRIPE_SECRET_KEY must be a Stripe secret key (sk_live_…, sk_test_…) or restricted "
+            "key (rk_live_…, rk_test_…) when PAYMENT_GATEWAY=stripe"
+        )
+    if not re.fullmatch(r"whsec_[A-Za-z0-9+/=]{16,}", STRIPE_WEBHOOK_SECRET):
+        raise ImproperlyConfigured(
+            "STRIPE_WEBHOOK_SECRET must be the endpoint's signing secret (whsec_…) when "
+            "PAYMENT_GATEWAY=stripe"
+        )
+    if not STRIPE_API_BASE.startswith("https://"):
+        raise ImproperlyConfigured("STRIPE_API_BASE must be an https:// address in production")
 # A Redis message a worker holds longer than this is handed to a second worker: it must outlast
 # the longest task (10 min) plus the longest countdown (5 min). Only the broker tests shorten it.
 if CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600) <= 15 * 60:

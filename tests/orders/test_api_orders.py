@@ -317,6 +317,63 @@ def test_malformed_json_is_a_validation_error(api, marketplace):
     assert_error(response, 400, "validation_error")
 
 
+@pytest.mark.parametrize("reference", ["ch_feed_0001", "pi_3Mtw1x2eZvKYlo2C1"])
+def test_with_stripe_a_card_order_names_a_payment_intent_or_a_charge(
+    api, marketplace, settings, reference
+):
+    # given the Stripe gateway
+    settings.PAYMENT_GATEWAY = "stripe"
+
+    # when the marketplace pushes a card order paid by a PaymentIntent or a Charge
+    response = api(marketplace).post(
+        LIST_URL, ingest_body(payment_reference=reference), format="json"
+    )
+
+    # then it is taken
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.parametrize("reference", ["txn_123", "re_123", "PI_123", "pm_card_visa", "fail-123"])
+def test_with_stripe_a_card_order_with_another_reference_is_refused(
+    api, marketplace, settings, reference
+):
+    # given the Stripe gateway
+    settings.PAYMENT_GATEWAY = "stripe"
+    before = counts()
+
+    # when a card order names something Stripe could not refund
+    response = api(marketplace).post(
+        LIST_URL, ingest_body(payment_reference=reference), format="json"
+    )
+
+    # then it is a 400 naming the field, and nothing is written
+    error = assert_error(response, 400, "validation_error")
+    assert "PaymentIntent" in " ".join(error["fields"]["payment_reference"])
+    assert counts() == before
+
+
+def test_with_stripe_other_payment_methods_keep_their_own_references(api, marketplace, settings):
+    # given the Stripe gateway
+    settings.PAYMENT_GATEWAY = "stripe"
+
+    # when a PayPal order comes in with PayPal's own reference
+    body = ingest_body(
+        payment_method="paypal", payment_reference="PAYID-123", card_brand="", card_last4=""
+    )
+    response = api(marketplace).post(LIST_URL, body, format="json")
+
+    # then it is taken: its payout is not Stripe's
+    assert response.status_code == 201, response.content
+
+
+def test_with_the_fake_gateway_any_card_reference_is_taken(api, marketplace, settings):
+    settings.PAYMENT_GATEWAY = "fake"
+    response = api(marketplace).post(
+        LIST_URL, ingest_body(payment_reference="fail-123"), format="json"
+    )
+    assert response.status_code == 201, response.content
+
+
 def test_a_buyer_cannot_push_orders(api, buyer):
     before = counts()
     response = api(buyer).post(LIST_URL, ingest_body(), format="json")

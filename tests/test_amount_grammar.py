@@ -23,7 +23,14 @@ from kernel.money import MoneyError, parse_amount
 from orders.models import Event, Order, OrderItem
 from payouts.models import GatewayRefund, Payout
 from refunds.models import RefundCase, State
-from tests.disputes.factories import decided, dispute_for, rejected_case, with_statement
+from tests.disputes.factories import (
+    decided,
+    dispute_for,
+    open_body,
+    rejected_case,
+    with_statement,
+)
+from tests.orders.factories import ingest_body
 from tests.portal.conftest import client_for, delivered_order, file_case
 from tests.portal.helpers import visible_text
 
@@ -219,13 +226,7 @@ def test_api_offer_refuses_a_json_number_as_written(api, seller, requested, lite
 def test_api_dispute_refuses_the_desired_amount_and_opens_nothing(api, buyer, seller, text):
     case = rejected_case(buyer=buyer, seller=seller, closed_at=timezone.now() - timedelta(hours=1))
     before = written()
-    body = {
-        "refund": str(case.public_id),
-        "statement": "The mug arrived cracked.",
-        "contact_name": "Bea Buyer",
-        "contact_email": "bea@example.com",
-        "desired_amount": text,
-    }
+    body = open_body(case, desired_amount=text)
     response = post_json(api(buyer), "/api/v1/disputes/", body)
     assert_refused(response, "desired_amount")
     assert written() == before
@@ -245,27 +246,11 @@ def test_api_decision_refuses_the_amount_and_pays_nothing(api, buyer, seller, st
     assert dispute.state == DisputeState.OPEN
 
 
-def ingest(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "number": "MP-GRAMMAR-1",
-        "buyer": {"email": "nina@example.com", "name": "Nina New"},
-        "seller": {"email": "nils@example.com", "name": "Nils Newshop"},
-        "currency": "USD",
-        "total": "20.00",
-        "payment_method": "paypal",
-        "payment_reference": "pp_0001",
-        "placed_at": (timezone.now() - timedelta(hours=2)).isoformat(),
-        "items": [{"sku": "MUG-1", "title": "Travel mug", "quantity": 1, "unit_price": "20.00"}],
-    }
-    body.update(overrides)
-    return body
-
-
 @pytest.mark.parametrize("text", BAD_TEXTS)
 def test_api_ingest_refuses_the_total_and_the_unit_price(api, marketplace, text):
     before = written()
     line = {"sku": "MUG-1", "title": "Travel mug", "quantity": 1, "unit_price": text}
-    response = post_json(api(marketplace), "/api/v1/orders/", ingest(total=text, items=[line]))
+    response = post_json(api(marketplace), "/api/v1/orders/", ingest_body(total=text, items=[line]))
     assert_refused(response, "total")
     assert_refused(response, "items[0].unit_price")
     assert written() == before
@@ -275,7 +260,7 @@ def test_api_ingest_refuses_the_total_and_the_unit_price(api, marketplace, text)
 def test_api_ingest_refuses_json_numbers_as_written(api, marketplace, literal):
     before = written()
     line = {"sku": "MUG-1", "title": "Travel mug", "quantity": 1, "unit_price": "<number>"}
-    body = ingest(total="<number>", items=[line])
+    body = ingest_body(total="<number>", items=[line])
     response = post_json(api(marketplace), "/api/v1/orders/", body, number=literal)
     assert_refused(response, "total")
     assert_refused(response, "items[0].unit_price")

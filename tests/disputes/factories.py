@@ -125,3 +125,17 @@ def pdf_upload(name: str = "receipt.pdf") -> Any:
     from tests.refunds.factories import minimal_pdf_bytes
 
     return SimpleUploadedFile(name, minimal_pdf_bytes(), content_type="application/pdf")
+
+
+def open_body(case: RefundCase, **extra: Any) -> dict[str, Any]:
+    """A well-formed body for `POST /api/v1/disputes/` on this case; tests override the fields
+    they are about."""
+    return {
+        "refund": str(case.public_id),
+        "statement": "The mug arrived cracked.",
+        "contact_name": "Bea Buyer",
+        "contact_email": "bea@example.com",
+        "contact_phone": "+49 30 1234567",
+        "desired_amount": "59.90",
+        **extra,
+    }

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from disputes.models import DisputeState
 from refunds.models import State as CaseState
-from tests.disputes.factories import decided, dispute_for, rejected_case, with_statement
+from tests.disputes.factories import decided, dispute_for, open_body, rejected_case, with_statement
 from tests.orders.factories import UserFactory
 
 LIST = "/api/v1/disputes/"
@@ -24,18 +24,6 @@ def detail(dispute) -> str:
 
 def action(dispute, name: str) -> str:
     return f"/api/v1/disputes/{dispute.public_id}/{name}/"
-
-
-def open_body(case, **extra):
-    return {
-        "refund": str(case.public_id),
-        "statement": "The mug arrived cracked.",
-        "contact_name": "Bea Buyer",
-        "contact_email": "bea@example.com",
-        "contact_phone": "+49 30 1234567",
-        "desired_amount": "59.90",
-        **extra,
-    }
 
 
 # --- opening ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import factory
 from django.utils import timezone
@@ -110,3 +111,30 @@ def delivered(order: Order, *, at=None) -> Order:  # type: ignore[no-untyped-def
     start = order.shipped_at or order.placed_at
     when = at or max(start, min(start + timedelta(days=2), timezone.now()))
     return order_deliver(order=order, delivered_at=when, actor=None, now=max(timezone.now(), when))
+
+
+MARKETPLACE_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def ingest_body(**overrides: Any) -> dict[str, Any]:
+    """A well-formed body for `POST /api/v1/orders/` (the marketplace feed); tests override
+    the fields they are about."""
+    body: dict[str, Any] = {
+        "number": "MP-2026-0001",
+        "buyer": {"email": "new.buyer@example.com", "name": "Nina New"},
+        "seller": {"email": "new.seller@example.com", "name": "Nils Newshop"},
+        "currency": "USD",
+        "total": "59.90",
+        "payment_method": "card",
+        "payment_reference": "ch_feed_0001",
+        "card_brand": "Visa",
+        "card_last4": "4242",
+        "placed_at": (timezone.now() - timedelta(hours=2)).astimezone(MARKETPLACE_ZONE).isoformat(),
+        "deliver_by": (timezone.now() + timedelta(days=10)).isoformat(),
+        "items": [
+            {"sku": "MUG-1", "title": "Travel mug", "quantity": 2, "unit_price": "20.00"},
+            {"sku": "TEA-1", "title": "Tea sampler", "quantity": 1, "unit_price": "19.90"},
+        ],
+    }
+    body.update(overrides)
+    return body

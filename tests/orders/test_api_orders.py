@@ -22,7 +22,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from orders.models import Event, Message, Order, OrderItem, OrderStatus, Shop, User
 from payouts.models import GatewayRefund, Payout
 from tests.conftest import api_token_for
-from tests.orders.factories import OrderFactory, UserFactory, delivered, shipped
+from tests.orders.factories import OrderFactory, UserFactory, delivered, ingest_body, shipped
 
 CHINA = ZoneInfo("Asia/Shanghai")
 # 1 Mar 2026 23:30 China time = 15:30 UTC; the instant cancellation closes 24 h later.
@@ -35,28 +35,6 @@ LIST_URL = "/api/v1/orders/"
 
 def url(name: str, number: str) -> str:
     return reverse(f"api:{name}", kwargs={"number": number})
-
-
-def ingest_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "number": "MP-2026-0001",
-        "buyer": {"email": "new.buyer@example.com", "name": "Nina New"},
-        "seller": {"email": "new.seller@example.com", "name": "Nils Newshop"},
-        "currency": "USD",
-        "total": "59.90",
-        "payment_method": "card",
-        "payment_reference": "ch_feed_0001",
-        "card_brand": "Visa",
-        "card_last4": "4242",
-        "placed_at": (timezone.now() - timedelta(hours=2)).astimezone(CHINA).isoformat(),
-        "deliver_by": (timezone.now() + timedelta(days=10)).isoformat(),
-        "items": [
-            {"sku": "MUG-1", "title": "Travel mug", "quantity": 2, "unit_price": "20.00"},
-            {"sku": "TEA-1", "title": "Tea sampler", "quantity": 1, "unit_price": "19.90"},
-        ],
-    }
-    body.update(overrides)
-    return body
 
 
 def counts() -> tuple[int, ...]:

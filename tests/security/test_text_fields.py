@@ -16,7 +16,8 @@ from disputes.models import Dispute, DisputeState
 from orders.models import Event, Message, Order, Shop, User
 from refunds import services as refund_services
 from refunds.models import RefundCase, State
-from tests.disputes.factories import dispute_for, rejected_case, with_statement
+from tests.disputes.factories import dispute_for, open_body, rejected_case, with_statement
+from tests.orders.factories import ingest_body
 from tests.portal.conftest import client_for, delivered_order, file_case
 from tests.portal.helpers import visible_text
 
@@ -67,24 +68,6 @@ def assert_field_refused(response: Any, field: str, fragment: str = ONE_LINE) ->
 # --- the API: single-line fields ----------------------------------------------------------------
 
 
-def ingest(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "number": "MP-TEXT-1",
-        "buyer": {"email": "nina@example.com", "name": "Nina New"},
-        "seller": {"email": "nils@example.com", "name": "Nils Newshop"},
-        "currency": "USD",
-        "total": "20.00",
-        "payment_method": "card",
-        "payment_reference": "ch_0001",
-        "card_brand": "Visa",
-        "card_last4": "4242",
-        "placed_at": (timezone.now() - timedelta(hours=2)).isoformat(),
-        "items": [{"sku": "MUG-1", "title": "Travel mug", "quantity": 1, "unit_price": "20.00"}],
-    }
-    body.update(overrides)
-    return body
-
-
 @pytest.mark.parametrize("text", NOT_ONE_LINE)
 @pytest.mark.parametrize(
     ("field", "override"),
@@ -107,7 +90,8 @@ def test_ingest_refuses_control_characters_in_single_line_fields(
     api, marketplace, field, override, text
 ):
     before = written()
-    response = api(marketplace).post("/api/v1/orders/", ingest(**override(text)), format="json")
+    body = ingest_body(**override(text))
+    response = api(marketplace).post("/api/v1/orders/", body, format="json")
     assert_field_refused(response, field)
     assert written() == before
 
@@ -142,15 +126,7 @@ def test_api_return_shipment_refuses_a_line_break(api, buyer, return_case, field
 @pytest.mark.parametrize("field", ["contact_name", "contact_phone"])
 def test_api_dispute_refuses_a_line_break_in_the_contact(api, buyer, seller, field):
     case = rejected_case(buyer=buyer, seller=seller, closed_at=timezone.now() - timedelta(hours=1))
-    body = {
-        "refund": str(case.public_id),
-        "statement": "The mug arrived cracked.",
-        "contact_name": "Bea Buyer",
-        "contact_email": "bea@example.com",
-        "contact_phone": "+49 30 1234567",
-        "desired_amount": "59.90",
-        field: "+49 30\n1234567",
-    }
+    body = open_body(case, **{field: "+49 30\n1234567"})
     before = written()
     assert_field_refused(api(buyer).post("/api/v1/disputes/", body, format="json"), field)
     assert written() == before
@@ -360,7 +336,7 @@ def test_multi_line_model_fields_keep_line_breaks():
 
 def test_seller_names_from_the_feed_are_kept_on_one_line(api, marketplace):
     # given a well-formed order: the rule must not refuse ordinary names and punctuation
-    body = ingest(seller={"email": "nils@example.com", "name": "Nils' Shop — Ünïcödé 商店"})
+    body = ingest_body(seller={"email": "nils@example.com", "name": "Nils' Shop — Ünïcödé 商店"})
     response = api(marketplace).post("/api/v1/orders/", body, format="json")
     assert response.status_code == 201, response.content
     assert Shop.objects.get(owner__email="nils@example.com").name == "Nils' Shop — Ünïcödé 商店"

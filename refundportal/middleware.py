@@ -19,7 +19,7 @@ from django.core.exceptions import BadRequest
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django.views import defaults
 
-from api.errors import body_too_large, envelope_response, is_api_request
+from api.errors import body_too_large, envelope_response, is_api_request, page_not_found
 
 NUL = "\x00"
 
@@ -43,14 +43,12 @@ class HostileRequestMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        api = is_api_request(request)
         if NUL in request.path:
-            if api:
-                return envelope_response("not_found", "No such API endpoint or object.", 404)
-            return defaults.page_not_found(request, Http404())
+            # The URL conf's own 404 handler: the envelope under /api/, the page elsewhere.
+            return page_not_found(request, Http404())
         if _has_nul(request):
             message = "Null characters are not allowed in the query string."
-            if api:
+            if is_api_request(request):
                 return envelope_response("validation_error", message, 400)
             return defaults.bad_request(request, BadRequest(message))
         return self.get_response(request)

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 
+from api.errors import is_api_request
 from kernel.security import security_event
 
 from .accounts import (
@@ -60,7 +61,7 @@ class AccountSessionMiddleware:
         user = request.user
         if not user.is_authenticated:
             return self.get_response(request)
-        is_api = request.path_info.startswith("/api/")
+        is_api = is_api_request(request)
         if user.is_staff:
             now = timezone.now()
             if staff_idle_expired(request, now=now):

@@ -7,6 +7,7 @@ deadline computed or shown in the wrong zone shows up as a failing test.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
@@ -20,6 +21,8 @@ from orders.rules import api_scopes
 from orders.services import api_token_issue
 from refunds.models import Evidence
 from tests.orders.factories import OrderFactory, ShopFactory, UserFactory
+from tests.payouts.helpers import STRIPE_KEY
+from tests.payouts.stripe_server import RunningStripeServer, StripeServer
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -162,3 +165,14 @@ def staff_sign_in_with_second_factor(monkeypatch):
             second_factor_login(client, user)
 
     monkeypatch.setattr(Client, "force_login", force_login)
+
+
+@pytest.fixture
+def stripe_server(settings) -> Iterator[StripeServer]:
+    """The Stripe gateway pointed at a local server that speaks Stripe's wire format."""
+    server = RunningStripeServer(STRIPE_KEY)
+    settings.PAYMENT_GATEWAY = "stripe"
+    settings.STRIPE_SECRET_KEY = STRIPE_KEY
+    settings.STRIPE_API_BASE = server.state.url
+    yield server.state
+    server.close()

@@ -3,62 +3,21 @@ local server that speaks Stripe's wire format; "paid once" is judged on that ser
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from celery.exceptions import Retry
 from django.core import mail
-from django.db import transaction
 from django.utils import timezone
 
 from notifications.tasks import notifications_dispatch
-from orders import services
-from orders.models import Event, Order
+from orders.models import Event
 from payouts import gateway
 from payouts import services as payout_services
 from payouts.models import Payout, PayoutStatus
 from payouts.tasks import payout_send
-from tests.orders.factories import OrderFactory
-from tests.payouts.stripe_server import RunningStripeServer, StripeServer
-
-KEY = "sk_test_" + "local0server" * 2
-
-
-@pytest.fixture
-def stripe_server(settings) -> Iterator[StripeServer]:
-    server = RunningStripeServer(KEY)
-    settings.PAYMENT_GATEWAY = "stripe"
-    settings.STRIPE_SECRET_KEY = KEY
-    settings.STRIPE_API_BASE = server.state.url
-    yield server.state
-    server.close()
-
-
-def stripe_order(*, reference: str = "pi_3Ab", currency: str = "USD", price: str = "59.90"):
-    return OrderFactory(
-        payment_reference=reference, currency=currency, items=[("SKU-1", "Mug", 1, Decimal(price))]
-    )
-
-
-def make_payout(order: Order, amount: str | None = None, key: str = "refund:case-1") -> Payout:
-    with transaction.atomic():
-        locked = services.order_lock(order)
-        return payout_services.payout_create(
-            order=locked,
-            amount=Decimal(amount) if amount else locked.total,
-            purpose="cancel",
-            subject_id=None,
-            idempotency_key=key,
-            actor=None,
-        )
-
-
-def attempt(payout: Payout) -> tuple[str, Payout]:
-    outcome = payout_services.payout_attempt(payout_id=payout.pk)
-    return outcome, Payout.objects.get(pk=payout.pk)
-
+from tests.payouts.helpers import STRIPE_KEY, attempt, make_payout, stripe_order
 
 # --- the request -------------------------------------------------------------------------------
 
@@ -314,7 +273,7 @@ def test_a_refused_key_alerts_staff_and_the_payout_waits(db, stripe_server, sett
     assert any("API key" in m.subject and "ops@refundportal.test" in m.to for m in mail.outbox)
 
     # and once the key is fixed, the re-dispatch sends it after the wait
-    settings.STRIPE_SECRET_KEY = KEY
+    settings.STRIPE_SECRET_KEY = STRIPE_KEY
     later = timezone.now() + payout_services.PAYOUT_KEY_WAIT
     assert payout_services.payouts_due(now=later) == [payout.pk]
     outcome, payout = attempt(payout)

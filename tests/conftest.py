@@ -169,10 +169,18 @@ def staff_sign_in_with_second_factor(monkeypatch):
 
 @pytest.fixture
 def stripe_server(settings) -> Iterator[StripeServer]:
-    """The Stripe gateway pointed at a local server that speaks Stripe's wire format."""
+    """The Stripe gateway pointed at a local server that speaks Stripe's wire format. Its
+    traffic is checked against Stripe's own schemas: a test whose requests or answers disagree
+    with them fails at teardown (docs/architecture.md, Tests)."""
     server = RunningStripeServer(STRIPE_KEY)
     settings.PAYMENT_GATEWAY = "stripe"
     settings.STRIPE_SECRET_KEY = STRIPE_KEY
     settings.STRIPE_API_BASE = server.state.url
     yield server.state
     server.close()
+    if server.state.violations:
+        pytest.fail(
+            "The local Stripe server's traffic disagrees with Stripe's OpenAPI schemas:\n"
+            + "\n".join(server.state.violations),
+            pytrace=False,
+        )

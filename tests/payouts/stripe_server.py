@@ -19,6 +19,9 @@ request, in order; with none scripted a refund succeeds. Behaviours:
   (charge_already_refunded, amount_too_large, …); 401: the key is refused; 429; 500, 503;
 - "drop": the refund IS made, then the connection is closed without an answer;
 - "hang:<seconds>": the refund IS made, then the answer comes after that many seconds.
+
+Every request and answer is checked against Stripe's own schemas (tests/payouts/stripe_openapi);
+what disagrees is recorded in `violations`, and the `stripe_server` fixture fails the test.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
+
+from tests.payouts.stripe_openapi import validate_request, validate_response
 
 
 @dataclass
@@ -62,6 +67,7 @@ class StripeServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     valid_keys: set[str] = field(default_factory=set)
     url: str = ""
+    violations: list[str] = field(default_factory=list)
     _script: list[Any] = field(default_factory=list)
     _saved: dict[str, Saved] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -86,7 +92,6 @@ class StripeServer:
             "created": int(time.time()),
             "currency": refund.currency,
             "destination_details": None,
-            "failure_reason": refund.failure_reason,
             "metadata": refund.metadata,
             "payment_intent": refund.payment_intent,
             "reason": None,
@@ -94,6 +99,8 @@ class StripeServer:
             "source_transfer_reversal": None,
             "status": refund.status,
             "transfer_reversal": None,
+            # Stripe sends failure_reason only on a failed refund: its schema has no null.
+            **({"failure_reason": refund.failure_reason} if refund.failure_reason else {}),
         }
 
     @staticmethod
@@ -126,9 +133,14 @@ class StripeServer:
                         "answer",
                     )
                 return saved.status, saved.body, "replay"
-        if behaviour in (429, 500, 503):
-            kind = "rate_limit_error" if behaviour == 429 else "api_error"
-            return behaviour, self._error(kind, "Try again."), "answer"
+        if behaviour == 429:
+            # Stripe's error types have no rate-limit type: a 429 is an invalid request error
+            # with the code `rate_limit`.
+            message = "Too many requests hit the API too quickly."
+            error = self._error("invalid_request_error", message, code="rate_limit")
+            return 429, error, "answer"
+        if behaviour in (500, 503):
+            return behaviour, self._error("api_error", "Try again."), "answer"
         status, body = self._run(key, params, behaviour)
         if key is not None:
             with self._lock:
@@ -202,7 +214,15 @@ def _handler(server: StripeServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+        def _check_request(self, body: str) -> None:
+            url = urlsplit(self.path)
+            content_type = self.headers.get("Content-Type", "")
+            server.violations += validate_request(
+                self.command, url.path, url.query, body, content_type
+            )
+
         def do_GET(self) -> None:
+            self._check_request("")
             refund_id = self.path.removeprefix("/v1/refunds/")
             if not self.path.startswith("/v1/refunds/") or "/" in refund_id:
                 self._send(404, {"error": {"type": "invalid_request_error", "message": "?"}})
@@ -213,6 +233,7 @@ def _handler(server: StripeServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode()
+            self._check_request(raw)
             if self.path != "/v1/refunds" or not self.headers.get("Content-Type", "").startswith(
                 "application/x-www-form-urlencoded"
             ):
@@ -231,6 +252,7 @@ def _handler(server: StripeServer) -> type[BaseHTTPRequestHandler]:
             self._send(status, body, replayed=how == "replay")
 
         def _send(self, status: int, body: dict[str, Any], *, replayed: bool = False) -> None:
+            server.violations += validate_response(self.command, self.path, status, body)
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -67,6 +67,8 @@ CATALOG: Final[dict[str, Notice]] = {
     "payout.succeeded": Notice(_PARTIES),
     "payout.failed": Notice(("staff",)),
     "payout.key_refused": Notice(("staff",)),
+    "payout.awaiting_staff": Notice(("staff",)),
+    "payout.paid_outside": SILENT,  # `payout.succeeded` tells both parties the money moved
     "payout.overdue": Notice(("buyer", "staff")),
     "message.posted": Notice(_PARTIES, except_author=True),
     "refund.requested": Notice(("seller",)),
@@ -200,6 +202,12 @@ def sample_payload(kind: str) -> dict[str, Any]:
         "payout.key_refused": {
             "reason": "Stripe refused the API key (HTTP 401): set STRIPE_SECRET_KEY to a valid "
             "secret key; the payout waits"
+        },
+        "payout.awaiting_staff": {
+            "purpose": "refund",
+            "payment_method_label": "PayPal",
+            "reason": "The payment gateway cannot refund a PayPal payment: pay it outside the "
+            "portal, then mark it paid there.",
         },
         "payout.overdue": {
             "purpose": "refund",

@@ -39,12 +39,14 @@ def event_payout_created(*, payout: Payout, actor: User | None) -> Event:
     )
 
 
-def event_payout_succeeded(*, payout: Payout, at: datetime) -> Event:
+def event_payout_succeeded(
+    *, payout: Payout, at: datetime, from_state: str = "pending", actor: User | None = None
+) -> Event:
     return event_record(
         order=payout.order,
         kind="payout.succeeded",
-        actor=None,
-        from_state="pending",
+        actor=actor,
+        from_state=from_state,
         to_state="succeeded",
         notify=("buyer", "seller"),
         at=at,
@@ -87,6 +89,45 @@ def event_payout_key_refused(*, payout: Payout, at: datetime) -> Event:
         amount=str(payout.amount),
         payout_id=payout.public_id,
         reason=payout.failure_reason,
+    )
+
+
+def event_payout_awaiting_staff(*, payout: Payout, at: datetime) -> Event:
+    """The gateway cannot pay this payment method: staff pay outside the portal. Staff are told
+    once, when the payout starts waiting; the buyer's case shows it is being paid by hand."""
+    return event_record(
+        order=payout.order,
+        kind="payout.awaiting_staff",
+        actor=None,
+        from_state="pending",
+        to_state=payout.status,
+        note=payout.failure_reason,
+        notify=("staff",),
+        at=at,
+        case_id=payout.subject_id if payout.purpose == "refund" else None,
+        amount=str(payout.amount),
+        payout_id=payout.public_id,
+        purpose=payout.purpose,
+        reason=payout.failure_reason,
+    )
+
+
+def event_payout_paid_outside(*, payout: Payout, actor: User, from_state: str) -> Event:
+    """Staff paid it outside the portal: who, where the money went, and why. Not on the case's
+    timeline (no case id): the note is the desk's, not the parties'; `payout.succeeded` tells
+    them the money went back."""
+    return event_record(
+        order=payout.order,
+        kind="payout.paid_outside",
+        actor=actor,
+        from_state=from_state,
+        to_state=payout.status,
+        note=payout.paid_outside_note,
+        amount=str(payout.amount),
+        payout_id=payout.public_id,
+        purpose=payout.purpose,
+        reference=payout.paid_outside_reference,
+        paid_outside_note=payout.paid_outside_note,
     )
 
 

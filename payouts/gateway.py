@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 from typing import Any, Literal, Protocol
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -42,6 +43,12 @@ class GatewayResult:
 
 
 class PaymentGateway(Protocol):
+    def pays(self, payment_method: str) -> bool:
+        """Whether this gateway can send money back to a payment of that method. A payout it
+        cannot pay is never sent: it waits for staff, who pay outside the portal (docs/rules.md,
+        Payouts)."""
+        ...
+
     def refund(
         self,
         payment_reference: str,
@@ -71,6 +78,10 @@ class FakeGateway:
     """
 
     SLOW_SECONDS = 20.0
+
+    def pays(self, payment_method: str) -> bool:
+        # The fake stands in for every processor the marketplace takes payments through.
+        return True
 
     def _mode(self, payment_reference: str) -> str:
         for marker in ("fail", "pending", "timeout"):
@@ -215,6 +226,13 @@ class StripeGateway:
     error or a timeout leave the outcome unknown (GatewayTimeout), asked again with the same key.
     """
 
+    def pays(self, payment_method: str) -> bool:
+        # Stripe holds only the card payments (cards, and card wallets such as Apple Pay, which
+        # Stripe processes as cards); PayPal, wallet and bank-transfer money was never Stripe's.
+        from orders.models import PaymentMethod
+
+        return payment_method == PaymentMethod.CARD
+
     def refund(
         self,
         payment_reference: str,
@@ -298,6 +316,19 @@ def _stripe_words(exc: Exception) -> str:
         status = f"HTTP {exc.http_status}" if exc.http_status else "no answer"
         return " ".join(part for part in (status, code, message and f"({message})") if part)
     return str(exc)
+
+
+STRIPE_DASHBOARD = "https://dashboard.stripe.com"
+
+
+def stripe_refund_dashboard_url(reference: str) -> str | None:
+    """Where staff see a refund in Stripe's dashboard, or None when the reference is no Stripe
+    refund: only `re_…` ids, and only with the Stripe gateway (the fake names its refunds
+    `re_…` too). A test-mode key's refunds live under `/test/`."""
+    if settings.PAYMENT_GATEWAY != "stripe" or not reference.startswith("re_"):
+        return None
+    test_mode = settings.STRIPE_SECRET_KEY.startswith(("sk_test_", "rk_test_"))
+    return f"{STRIPE_DASHBOARD}/{'test/' if test_mode else ''}refunds/{quote(reference, safe='')}"
 
 
 def get_gateway() -> PaymentGateway:

@@ -15,7 +15,8 @@ from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
 
 from kernel.money import format_money
-from orders.models import Order, PaymentMethod, TimeStamped, _money_field
+from kernel.text import MultiLineTextField, SingleLineCharField
+from orders.models import Order, PaymentMethod, TimeStamped, User, _money_field
 
 
 class PayoutStatus(models.TextChoices):
@@ -23,6 +24,9 @@ class PayoutStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"  # the gateway refunded the money
     FAILED = "failed", "Failed"  # the gateway refused; retried with the same key
     CANCELLED = "cancelled", "Cancelled"  # staff gave up on it; its reservation is released
+    # The gateway cannot pay this payment method (PayPal, wallet, bank transfer with Stripe):
+    # never sent; staff pay outside the portal and mark it paid (docs/rules.md, Payout states).
+    AWAITING_STAFF = "awaiting_staff", "Awaiting staff"
 
 
 class Payout(FSMModelMixin, TimeStamped):
@@ -53,6 +57,13 @@ class Payout(FSMModelMixin, TimeStamped):
     claimed_until = models.DateTimeField(null=True, blank=True)
     succeeded_at = models.DateTimeField(null=True, blank=True)
     overdue_alerted_at = models.DateTimeField(null=True, blank=True)
+    # Staff paid it outside the portal (docs/rules.md, Payouts): where the money went (a PayPal
+    # transaction id, a bank transfer reference), why, and who said so.
+    paid_outside_reference = SingleLineCharField(max_length=200, blank=True)
+    paid_outside_note = MultiLineTextField(blank=True)
+    paid_outside_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         db_table = "orders_payout"  # the table predates this app (see docs/architecture.md)
@@ -96,6 +107,27 @@ class Payout(FSMModelMixin, TimeStamped):
         self.next_attempt_at = None if definite else next_attempt_at
         self.claimed_until = None
 
+    @transition(field=status, source=PayoutStatus.PENDING, target=PayoutStatus.AWAITING_STAFF)
+    def await_staff(self, *, reason: str) -> None:
+        self.failure_reason = reason[:300]
+        self.next_attempt_at = None
+        self.claimed_until = None
+
+    @transition(
+        field=status,
+        source=[PayoutStatus.AWAITING_STAFF, PayoutStatus.FAILED],
+        target=PayoutStatus.SUCCEEDED,
+    )
+    def mark_paid_outside(self, *, actor: User, reference: str, note: str, at) -> None:  # type: ignore[no-untyped-def]
+        self.paid_outside_reference = reference
+        self.paid_outside_note = note
+        self.paid_outside_by = actor
+        self.succeeded_at = at
+        self.failure_reason = ""
+        self.failure_definite = False
+        self.next_attempt_at = None
+        self.claimed_until = None
+
     @transition(field=status, source=PayoutStatus.FAILED, target=PayoutStatus.PENDING)
     def retry(self, *, at) -> None:  # type: ignore[no-untyped-def]
         if self.failure_definite:
@@ -105,7 +137,11 @@ class Payout(FSMModelMixin, TimeStamped):
             self.gateway_reference = ""
         self.next_attempt_at = at
 
-    @transition(field=status, source=PayoutStatus.FAILED, target=PayoutStatus.CANCELLED)
+    @transition(
+        field=status,
+        source=[PayoutStatus.FAILED, PayoutStatus.AWAITING_STAFF],
+        target=PayoutStatus.CANCELLED,
+    )
     def cancel(self) -> None:
         self.next_attempt_at = None
 

@@ -18,13 +18,15 @@ from django_fsm import can_proceed
 
 from kernel.errors import (
     AmountExceedsRefundable,
+    DomainError,
     InvalidTransition,
     NotAllowed,
     ValidationFailed,
 )
 from kernel.money import format_money
+from kernel.text import text_refusal
 from orders import rules
-from orders.models import Order, User
+from orders.models import Order, PaymentMethod, User
 from orders.services import order_lock
 
 from . import events, hooks
@@ -140,8 +142,23 @@ def payout_create(
         ) from exc
     order.refresh_from_db(fields=["reserved"])
     events.event_payout_created(payout=payout, actor=actor)
+    if not get_gateway().pays(payout.payment_method):
+        # Never sent: the gateway could only refuse it (docs/rules.md, Payouts).
+        _payout_await_staff(payout, timezone.now())
+        return payout
     transaction.on_commit(lambda: payout_enqueue(payout_id=payout.pk))
     return payout
+
+
+def _payout_await_staff(payout: Payout, now: datetime) -> None:
+    """pending → awaiting_staff, staff told once; the caller holds the payout (or created it)."""
+    label = PaymentMethod(payout.payment_method).label
+    payout.await_staff(
+        reason=f"The payment gateway cannot refund a {label} payment: pay it outside the "
+        "portal, then mark it paid there."
+    )
+    payout.save()
+    events.event_payout_awaiting_staff(payout=payout, at=now)
 
 
 def payout_enqueue(*, payout_id: int) -> None:
@@ -177,8 +194,12 @@ def payout_attempt(*, payout_id: int, now: datetime | None = None) -> str:
     if not _claim_payout(payout_id, now):
         return "skipped"
     payout = Payout.objects.select_related("order").get(pk=payout_id)
+    gateway = get_gateway()
+    if not gateway.pays(payout.payment_method):
+        # Created before the gateway changed (the fake pays every method): it waits for staff.
+        return _payout_settle_awaiting_staff(payout_id, now)
     try:
-        result = get_gateway().refund(
+        result = gateway.refund(
             payout.payment_reference,
             payout.amount,
             payout.currency,
@@ -222,11 +243,76 @@ def _payout_settle_succeeded(payout_id: int, reference: str, now: datetime) -> s
         return "already-settled"
     payout.succeed(gateway_reference=reference, at=now)
     payout.save()
-    events.event_payout_succeeded(payout=payout, at=now)
+    _payout_succeeded_effects(payout, now, from_state=PayoutStatus.PENDING, actor=None)
+    return "succeeded"
+
+
+def _payout_succeeded_effects(
+    payout: Payout, now: datetime, *, from_state: str, actor: User | None
+) -> None:
+    """What every succeeded payout does, whoever paid it: the parties are told, and the case,
+    dispute or cancellation it pays settles (`hooks.payout_succeeded`)."""
+    events.event_payout_succeeded(payout=payout, at=now, from_state=from_state, actor=actor)
     handler = hooks.payout_succeeded.get(payout.purpose)
     if handler is not None:
         handler(payout, now)
-    return "succeeded"
+
+
+@transaction.atomic
+def _payout_settle_awaiting_staff(payout_id: int, now: datetime) -> str:
+    payout = Payout.objects.select_for_update().select_related("order__shop").get(pk=payout_id)
+    if payout.status != PayoutStatus.PENDING:
+        return "already-settled"
+    _payout_await_staff(payout, now)
+    return "awaiting-staff"
+
+
+def payout_mark_paid_outside_refusal(*, payout: Payout, actor: User) -> DomainError | None:
+    """Why staff may not mark this payout paid outside the portal now, or None: only staff, and
+    only a payout the gateway will not pay (waiting for staff) or refused (failed). A pending
+    one may still be paid by the gateway, so marking it would risk paying twice."""
+    if not actor.is_staff:
+        return NotAllowed("Only staff can mark a payout paid outside the portal.")
+    if not can_proceed(payout.mark_paid_outside):
+        return InvalidTransition(
+            f"A {payout.get_status_display().lower()} payout cannot be marked paid outside the "
+            "portal: only one waiting for staff or one that failed."
+        )
+    return None
+
+
+@transaction.atomic
+def payout_mark_paid_outside(
+    *, payout: Payout, actor: User, reference: str, note: str, now: datetime | None = None
+) -> Payout:
+    """Staff paid this payout outside the portal (PayPal, a bank transfer): it succeeds, and what
+    it pays settles as if the gateway had paid it (docs/rules.md, Payouts)."""
+    now = now or timezone.now()
+    problems: dict[str, list[str]] = {}
+    # The raw value is judged before its ends are stripped, so a trailing line break in the
+    # reference is refused rather than silently dropped (docs/rules.md, Text fields).
+    if refusal := text_refusal(reference, multi_line=False):
+        problems["reference"] = [refusal]
+    elif not reference.strip():
+        problems["reference"] = ["Say where the money went (a transaction or transfer reference)."]
+    elif len(reference.strip()) > Payout._meta.get_field("paid_outside_reference").max_length:  # type: ignore[operator]
+        problems["reference"] = ["At most 200 characters."]
+    if refusal := text_refusal(note, multi_line=True):
+        problems["note"] = [refusal]
+    elif not note.strip():
+        problems["note"] = ["Say how and why it was paid outside the portal."]
+    reference, note = reference.strip(), note.strip()
+    payout = Payout.objects.select_for_update().select_related("order__shop").get(pk=payout.pk)
+    if (refused := payout_mark_paid_outside_refusal(payout=payout, actor=actor)) is not None:
+        raise refused
+    if problems:
+        raise ValidationFailed(" ".join(m for ms in problems.values() for m in ms), fields=problems)
+    from_state = payout.status
+    payout.mark_paid_outside(actor=actor, reference=reference, note=note, at=now)
+    payout.save()
+    events.event_payout_paid_outside(payout=payout, actor=actor, from_state=from_state)
+    _payout_succeeded_effects(payout, now, from_state=from_state, actor=actor)
+    return payout
 
 
 @transaction.atomic
@@ -277,18 +363,20 @@ def payout_retry(*, payout: Payout, actor: User | None, now: datetime | None = N
 
 @transaction.atomic
 def payout_cancel(*, payout: Payout, actor: User) -> Payout:
-    """Staff give up on a failed payout; its reservation goes back to `refundable`."""
+    """Staff give up on a failed payout, or one waiting for staff; its reservation goes back to
+    `refundable`."""
     if not actor.is_staff:
         raise NotAllowed("Only staff can cancel a payout.")
     order = order_lock(payout.order_id)
     payout = Payout.objects.select_for_update().get(pk=payout.pk)
     if not can_proceed(payout.cancel):
         raise InvalidTransition(f"A {payout.status} payout cannot be cancelled.")
+    from_state = payout.status
     payout.cancel()
     payout.save()
     Order.objects.filter(pk=order.pk).update(reserved=F("reserved") - payout.amount)
     events.event_payout_staff_action(
-        payout=payout, actor=actor, kind="payout.cancelled", from_state="failed"
+        payout=payout, actor=actor, kind="payout.cancelled", from_state=from_state
     )
     return payout
 

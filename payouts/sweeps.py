@@ -34,7 +34,8 @@ def payout_overdue_sweep() -> Sweep:
         name="payout_overdue",
         model=Payout,
         state_field="status",
-        states=(PayoutStatus.PENDING, PayoutStatus.FAILED),
+        # A payout waiting for staff is as unpaid as any (docs/rules.md, Payout states).
+        states=(PayoutStatus.PENDING, PayoutStatus.FAILED, PayoutStatus.AWAITING_STAFF),
         deadline="created_at",
         lead=-hard,
         flag="overdue_alerted_at",

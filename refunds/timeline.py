@@ -36,6 +36,8 @@ EVENT_WORDS = {
     "payout.succeeded": "The money went back",
     "payout.failed": "A payment attempt failed; it is retried automatically",
     "payout.retried": "Payment retried",
+    "payout.awaiting_staff": "Payment to be sent by staff (this payment method is refunded by "
+    "hand)",
     "evidence.added": "File added",
     "reminder.seller_response": "Reminder sent to the seller",
     "reminder.return_shipping": "Reminder sent to the buyer",

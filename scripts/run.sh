@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make run: the whole portal on one machine with no server to install — Django's runserver, a
-# Celery worker and Celery beat, on SQLite (var/db.sqlite3) and Celery's filesystem broker
+# make run: the whole portal on one machine with no server to install — Django's runserver, two
+# Celery workers (the default queue, and the payout queue on threads) and Celery beat, on SQLite (var/db.sqlite3) and Celery's filesystem broker
 # (var/broker/) unless DATABASE_URL / REDIS_URL say otherwise. Ctrl-C stops all three.
 set -euo pipefail
 
@@ -71,10 +71,10 @@ stop_all() {
     stopping=1
     trap '' INT TERM
     echo
-    echo "==> stopping web, worker and beat"
+    echo "==> stopping web, workers and beat"
     local pid
     for pid in "${PIDS[@]}"; do
-        if [[ "${NAMES[$pid]}" == worker ]]; then
+        if [[ "${NAMES[$pid]}" == worker || "${NAMES[$pid]}" == payout ]]; then
             kill -TERM "$pid" 2>/dev/null || true
         else
             kill -TERM -- "-$pid" 2>/dev/null || true
@@ -97,7 +97,10 @@ trap 'stop_all; exit 0' INT TERM
 trap 'stop_all' EXIT
 
 start web python manage.py runserver "$HOST:$PORT"
-start worker celery -A refundportal worker -l info --concurrency 2
+start worker celery -A refundportal worker --queues celery -l info --concurrency 2
+# Payouts have their own queue and a threads pool: each waits on the gateway, not the CPU
+# (docs/architecture.md, Tasks and beat). Few threads: SQLite takes one writer at a time.
+start payout celery -A refundportal worker --queues payouts --pool threads -l info --concurrency 4
 start beat celery -A refundportal beat -l info -s var/celerybeat-schedule
 
 # Announce the portal once the web process answers (any HTTP status counts as up).
@@ -111,7 +114,7 @@ except urllib.error.HTTPError:
         cat <<BANNER
 
 ================================================================================
- RefundPortal is running (web, Celery worker, Celery beat). Ctrl-C stops all three.
+ RefundPortal is running (web, Celery workers, Celery beat). Ctrl-C stops them all.
    portal:   $URL/
    admin:    $URL/admin/
    API docs: $URL/api/docs/
@@ -131,7 +134,7 @@ if [[ $announced -eq 0 ]]; then
     echo "warning: $URL/ did not answer within 30 s; see the web log above" >&2
 fi
 
-# Stop everything as soon as any one of the three ends on its own.
+# Stop everything as soon as any one of them ends on its own.
 set +e
 wait -n "${PIDS[@]}"
 rc=$?

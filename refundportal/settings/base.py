@@ -393,6 +393,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Django still drops unusable or obsolete connections between tasks.
 CELERY_DB_REUSE_MAX = _env_or_fail("CELERY_DB_REUSE_MAX", int, 1000)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A payout's task waits on the gateway's answer (0.3–1 s at Stripe) and does little else, so it
+# has a queue of its own, consumed by a worker with the threads pool and many threads: a thread
+# releases the GIL while it waits, so one process keeps dozens of refunds in flight. Everything
+# else (email rendering, sweeps) stays on the default queue and its prefork worker, where CPU
+# work gets whole processes (docs/architecture.md, Tasks and beat).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {"payouts.tasks.payout_send": {"queue": "payouts"}}
 # Publishing must not hang a web request when the broker is down: the transition has committed,
 # and the periodic re-dispatch picks up whatever was not queued.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2

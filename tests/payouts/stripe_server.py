@@ -22,6 +22,8 @@ request, in order; with none scripted a refund succeeds. Behaviours:
 
 Every request and answer is checked against Stripe's own schemas (tests/payouts/stripe_openapi);
 what disagrees is recorded in `violations`, and the `stripe_server` fixture fails the test.
+`latency` (seconds) delays every answer, as the network and Stripe's own work would (0.3–1 s for
+a refund): each connection has its own thread, so concurrent requests wait side by side.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class StripeServer:
     valid_keys: set[str] = field(default_factory=set)
     url: str = ""
     violations: list[str] = field(default_factory=list)
+    latency: float = 0.0
     _script: list[Any] = field(default_factory=list)
     _saved: dict[str, Saved] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -228,6 +231,7 @@ def _handler(server: StripeServer) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": {"type": "invalid_request_error", "message": "?"}})
                 return
             status, body = server.retrieve(self.headers.get("Authorization", ""), refund_id)
+            time.sleep(server.latency)
             self._send(status, body)
 
         def do_POST(self) -> None:
@@ -249,6 +253,7 @@ def _handler(server: StripeServer) -> type[BaseHTTPRequestHandler]:
                 return
             if how.startswith("hang:"):
                 time.sleep(float(how.removeprefix("hang:")))
+            time.sleep(server.latency)
             self._send(status, body, replayed=how == "replay")
 
         def _send(self, status: int, body: dict[str, Any], *, replayed: bool = False) -> None:
@@ -266,12 +271,18 @@ def _handler(server: StripeServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: dozens of worker threads connecting at once would
+    # see dropped SYNs and wait a second for each retransmit.
+    request_queue_size = 128
+
+
 class RunningStripeServer:
     """Start on a free local port; `close()` stops it."""
 
     def __init__(self, *valid_keys: str) -> None:
         self.state = StripeServer(valid_keys=set(valid_keys))
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
+        self._httpd = _Server(("127.0.0.1", 0), _handler(self.state))
         self._httpd.daemon_threads = True
         host, port = self._httpd.server_address[:2]
         self.state.url = f"http://{host!s}:{port}"

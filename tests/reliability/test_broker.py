@@ -169,6 +169,8 @@ class Worker:
                     "refundportal",
                     "worker",
                     "--pool=solo",
+                    # The payout queue too: one worker stands in for both of production's.
+                    "--queues=celery,payouts",
                     "--loglevel=INFO",
                     "--without-mingle",
                     "--without-gossip",

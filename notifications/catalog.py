@@ -67,6 +67,7 @@ CATALOG: Final[dict[str, Notice]] = {
     "payout.succeeded": Notice(_PARTIES),
     "payout.failed": Notice(("staff",)),
     "payout.key_refused": Notice(("staff",)),
+    "payout.reversed": Notice(("staff",)),
     "payout.overdue": Notice(("buyer", "staff")),
     "message.posted": Notice(_PARTIES, except_author=True),
     "refund.requested": Notice(("seller",)),
@@ -200,6 +201,12 @@ def sample_payload(kind: str) -> dict[str, Any]:
         "payout.key_refused": {
             "reason": "Stripe refused the API key (HTTP 401): set STRIPE_SECRET_KEY to a valid "
             "secret key; the payout waits"
+        },
+        "payout.reversed": {
+            "purpose": "refund",
+            "reference": "re_3PqA7x2eZvKYlo2C0q1w2e3r",
+            "reason": "Stripe refund re_3PqA7x2eZvKYlo2C0q1w2e3r failed: the card has expired "
+            "or was cancelled",
         },
         "payout.overdue": {
             "purpose": "refund",

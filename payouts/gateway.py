@@ -324,8 +324,10 @@ def stripe_refund_is_current(
     """Whether a refund whose metadata names a payout was made under the payout's current key:
     with no staff retry there is only one key; after one, refunds older than the retry belong
     to a key that failed definitely."""
-    if key_generation == 0 or key_sent_at is None:
+    if key_generation == 0:
         return True
+    if key_sent_at is None:
+        return False  # the new key was not sent yet: no refund of it can exist
     return refund_created >= (key_sent_at - STRIPE_CLOCK_SLACK).timestamp()
 
 

@@ -412,6 +412,24 @@ def test_a_late_event_of_a_refund_from_before_a_staff_retry_moves_nothing(db, st
     assert fresh(payout).status == PayoutStatus.SUCCEEDED
 
 
+def test_a_late_event_of_an_old_refund_before_the_retry_was_sent_moves_nothing(db, stripe, staff):
+    # given a refund that failed, and a staff retry not sent yet (the worker is busy)
+    stripe.answer("drop")
+    _, payout = attempt(make_payout(stripe_order()))
+    [old] = stripe.ledger
+    stripe.settle(old.id, "failed", "declined")
+    deliver(refund_event(stripe, "refund.failed", old.id))
+    assert fresh(payout).status == PayoutStatus.FAILED
+    payout_services.payout_retry(payout=fresh(payout), actor=staff)
+
+    # when a late pending event of the old refund arrives
+    outcome = deliver(refund_event(stripe, "refund.updated", old.id, status="pending"))
+
+    # then the retry does not take the old refund for its own
+    assert outcome.json()["outcome"] == "not-ours"
+    assert fresh(payout).gateway_reference == ""
+
+
 def test_a_refund_that_fails_after_it_succeeded_alerts_staff_once(db, stripe, staff):
     # given a payout Stripe refunded
     outcome, payout = attempt(make_payout(stripe_order()))

@@ -69,6 +69,7 @@ CATALOG: Final[dict[str, Notice]] = {
     "payout.key_refused": Notice(("staff",)),
     "payout.awaiting_staff": Notice(("staff",)),
     "payout.paid_outside": SILENT,  # `payout.succeeded` tells both parties the money moved
+    "payout.reversed": Notice(("staff",)),
     "payout.overdue": Notice(("buyer", "staff")),
     "message.posted": Notice(_PARTIES, except_author=True),
     "refund.requested": Notice(("seller",)),
@@ -208,6 +209,12 @@ def sample_payload(kind: str) -> dict[str, Any]:
             "payment_method_label": "PayPal",
             "reason": "The payment gateway cannot refund a PayPal payment: pay it outside the "
             "portal, then mark it paid there.",
+        },
+        "payout.reversed": {
+            "purpose": "refund",
+            "reference": "re_3PqA7x2eZvKYlo2C0q1w2e3r",
+            "reason": "Stripe refund re_3PqA7x2eZvKYlo2C0q1w2e3r failed: the card has expired "
+            "or was cancelled",
         },
         "payout.overdue": {
             "purpose": "refund",

@@ -131,6 +131,27 @@ def event_payout_paid_outside(*, payout: Payout, actor: User, from_state: str) -
     )
 
 
+def event_payout_reversed(*, payout: Payout, reference: str, reason: str, at: datetime) -> Event:
+    """The gateway failed a refund after it had succeeded: the payout stays succeeded (the
+    refund did go out once), but the buyer has not been paid; staff pay another way."""
+    return event_record(
+        order=payout.order,
+        kind="payout.reversed",
+        actor=None,
+        from_state=payout.status,
+        to_state=payout.status,
+        note=reason,
+        notify=("staff",),
+        at=at,
+        amount=str(payout.amount),
+        payout_id=payout.public_id,
+        purpose=payout.purpose,
+        case_id=payout.subject_id if payout.purpose == "refund" else None,
+        reference=reference,
+        reason=reason,
+    )
+
+
 def event_payout_staff_action(*, payout: Payout, actor: User, kind: str, from_state: str) -> Event:
     return event_record(
         order=payout.order,

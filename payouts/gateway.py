@@ -6,6 +6,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 from typing import Any, Literal, Protocol
@@ -58,6 +59,7 @@ class PaymentGateway(Protocol):
         *,
         metadata: Mapping[str, str] | None = None,
         known_reference: str | None = None,
+        search_since: datetime | None = None,
     ) -> GatewayResult: ...
 
 
@@ -98,8 +100,10 @@ class FakeGateway:
         *,
         metadata: Mapping[str, str] | None = None,
         known_reference: str | None = None,
+        search_since: datetime | None = None,
     ) -> GatewayResult:
-        # The fake's ledger answers by key, so a refund it already made is found that way.
+        # The fake's ledger answers by key, so a refund it already made is found that way (and
+        # it never forgets a key: `search_since` is moot).
         from .models import GatewayRefund
 
         mode = self._mode(payment_reference)
@@ -242,11 +246,17 @@ class StripeGateway:
         *,
         metadata: Mapping[str, str] | None = None,
         known_reference: str | None = None,
+        search_since: datetime | None = None,
     ) -> GatewayResult:
         """`known_reference`: the refund an earlier attempt made (a pending one). It is read
         back, never created again: Stripe replays a key's first answer ("pending") for 24 hours
         and forgets the key after, so asking again with the key would never learn that the
-        refund settled, and after a day would make a second one."""
+        refund settled, and after a day would make a second one.
+
+        `search_since`: the key may be forgotten (first sent more than ~23 hours ago with the
+        outcome still unknown). The payment's refunds are listed first and the one made for
+        this payout (`metadata[payout]`, created since then) is adopted; only if there is none
+        is a refund created (docs/rules.md, Payouts → Stripe)."""
         import stripe
 
         client = _stripe_client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
@@ -263,13 +273,18 @@ class StripeGateway:
                 raise GatewayTimeout(f"Stripe did not say: {_stripe_words(exc)}") from exc
             return _stripe_result(refund)
         if payment_reference.startswith("pi_"):
-            params: dict[str, object] = {"payment_intent": payment_reference}
+            payment = {"payment_intent": payment_reference}
         elif payment_reference.startswith("ch_"):
-            params = {"charge": payment_reference}
+            payment = {"charge": payment_reference}
         else:
             raise GatewayDeclined(
                 f"{payment_reference!r} is no Stripe PaymentIntent or Charge: pay it another way"
             )
+        if search_since is not None and metadata and metadata.get("payout"):
+            found = _stripe_find_refund(client, payment, metadata["payout"], search_since)
+            if found is not None:
+                return _stripe_result(found)
+        params: dict[str, object] = {**payment}
         params["amount"] = stripe_amount(amount, currency)
         if metadata:
             params["metadata"] = dict(metadata)
@@ -302,9 +317,61 @@ def _stripe_result(refund: Any) -> GatewayResult:
         return GatewayResult(refund.id, "succeeded")
     if status in {"pending", "requires_action"}:
         return GatewayResult(refund.id, "pending")
-    reason = getattr(refund, "failure_reason", None) or "unknown"
+    raise GatewayDeclined(
+        stripe_refund_failure(refund.id, status, getattr(refund, "failure_reason", None))
+    )
+
+
+def stripe_refund_failure(refund_id: str, status: str, failure_reason: str | None) -> str:
+    """A failed or canceled refund in words for staff, however we learnt of it (an answer, a
+    read-back, a webhook)."""
+    reason = failure_reason or "unknown"
     words = STRIPE_FAILURE_REASONS.get(reason, reason.replace("_", " "))
-    raise GatewayDeclined(f"Stripe refund {refund.id} {status}: {words}")
+    return f"Stripe refund {refund_id} {status}: {words}"
+
+
+# A refund created this long before the current key was first sent is still taken for this
+# payout's: Stripe's clock and ours differ by seconds. A refund of an earlier key (a staff retry
+# after a definite failure) was created before that failure was known, and so longer before.
+STRIPE_CLOCK_SLACK = timedelta(minutes=2)
+
+
+def stripe_refund_is_current(
+    refund_created: int | float, key_generation: int, key_sent_at: datetime | None
+) -> bool:
+    """Whether a refund whose metadata names a payout was made under the payout's current key:
+    with no staff retry there is only one key; after one, refunds older than the retry belong
+    to a key that failed definitely."""
+    if key_generation == 0:
+        return True
+    if key_sent_at is None:
+        return False  # the new key was not sent yet: no refund of it can exist
+    return refund_created >= (key_sent_at - STRIPE_CLOCK_SLACK).timestamp()
+
+
+def _stripe_find_refund(
+    client: Any, payment: dict[str, str], payout: str, since: datetime
+) -> Any | None:
+    """The refund this payout's key made, among the payment's refunds, or None. Any doubt
+    (an error listing them) is an unknown outcome: never post when we could not look."""
+    import stripe
+
+    try:
+        page = client.v1.refunds.list({**payment, "limit": 100})  # type: ignore[arg-type]
+        for refund in page.auto_paging_iter():
+            metadata = refund.metadata.to_dict() if refund.metadata else {}
+            if metadata.get("payout") == payout and refund.created >= (
+                (since - STRIPE_CLOCK_SLACK).timestamp()
+            ):
+                return refund
+    except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+        raise GatewayUnauthorized(
+            f"Stripe refused the API key (HTTP {exc.http_status}): set STRIPE_SECRET_KEY "
+            "to a valid secret key; the payout waits"
+        ) from exc
+    except stripe.StripeError as exc:
+        raise GatewayTimeout(f"Stripe did not list the refunds: {_stripe_words(exc)}") from exc
+    return None
 
 
 def _stripe_words(exc: Exception) -> str:

@@ -55,6 +55,10 @@ class Payout(FSMModelMixin, TimeStamped):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # A worker holds the payout until then; a crashed worker's claim simply runs out.
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # When the current gateway key was first sent: Stripe forgets a key after 24 hours, so an
+    # outcome still unknown by then is looked for among the payment's refunds before any new
+    # request (docs/rules.md, Payouts → Stripe). A staff retry with a new key clears it.
+    key_sent_at = models.DateTimeField(null=True, blank=True)
     succeeded_at = models.DateTimeField(null=True, blank=True)
     overdue_alerted_at = models.DateTimeField(null=True, blank=True)
     # Staff paid it outside the portal (docs/rules.md, Payouts): where the money went (a PayPal
@@ -76,6 +80,12 @@ class Payout(FSMModelMixin, TimeStamped):
                 fields=["next_attempt_at"],
                 name="payout_unsettled_idx",
                 condition=Q(status__in=["pending", "failed"]),
+            ),
+            # A webhook finds its payout by Stripe's refund id.
+            models.Index(
+                fields=["gateway_reference"],
+                name="payout_gateway_reference_idx",
+                condition=~Q(gateway_reference=""),
             ),
         ]
 
@@ -135,6 +145,7 @@ class Payout(FSMModelMixin, TimeStamped):
             self.key_generation += 1
             self.failure_definite = False
             self.gateway_reference = ""
+            self.key_sent_at = None
         self.next_attempt_at = at
 
     @transition(
@@ -167,3 +178,23 @@ class GatewayRefund(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reference}: {format_money(self.amount, self.currency)} ({self.status})"
+
+
+class StripeEvent(models.Model):
+    """Every Stripe event received, recorded in the transaction that handled it, so a
+    redelivery does nothing and a crash mid-handling leaves it unrecorded for Stripe to send
+    again (docs/architecture.md, Stripe webhooks)."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    # The id of the event's `data.object` (a refund, a dispute…).
+    object_id = models.CharField(max_length=255, blank=True)
+    created = models.DateTimeField()  # Stripe's own instant of the event
+    received_at = models.DateTimeField(default=timezone.now)
+    outcome = models.CharField(max_length=60)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.type}: {self.outcome}"

@@ -12,7 +12,8 @@ from decimal import Decimal
 from uuid import UUID
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_fsm import can_proceed
 
@@ -46,6 +47,13 @@ PAYOUT_CLAIM = timedelta(minutes=5)
 # A payout whose gateway refused our key waits this long before the re-dispatch asks again
 # (staff were alerted; the key is theirs to fix).
 PAYOUT_KEY_WAIT = timedelta(hours=1)
+# A refund the gateway holds pending is settled by its webhook; if none came (a lost webhook),
+# the re-dispatch reads it back this long after it was last heard of (docs/rules.md, Payouts →
+# Stripe).
+PAYOUT_PENDING_READBACK = timedelta(minutes=30)
+# Stripe forgets an idempotency key after 24 hours: an outcome still unknown this long after the
+# key was first sent is looked for among the payment's refunds before anything is posted.
+PAYOUT_KEY_MEMORY = timedelta(hours=23)
 PAYOUT_BACKOFF = [
     timedelta(minutes=1),
     timedelta(minutes=5),
@@ -179,7 +187,11 @@ def _claim_payout(payout_id: int, now: datetime) -> bool:
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
         pk=payout_id,
         status=PayoutStatus.PENDING,
-    ).update(claimed_until=now + PAYOUT_CLAIM, attempts=F("attempts") + 1)
+    ).update(
+        claimed_until=now + PAYOUT_CLAIM,
+        attempts=F("attempts") + 1,
+        key_sent_at=Coalesce(F("key_sent_at"), Value(now)),
+    )
     return claimed == 1
 
 
@@ -207,6 +219,7 @@ def payout_attempt(*, payout_id: int, now: datetime | None = None) -> str:
             metadata={"payout": str(payout.public_id), "order_number": payout.order.number},
             # A pending refund is read back by its reference, never asked for again.
             known_reference=payout.gateway_reference or None,
+            search_since=_key_maybe_forgotten(payout, now),
         )
     except GatewayUnauthorized as exc:
         return _payout_wait_for_key(payout_id, str(exc), now)
@@ -223,13 +236,22 @@ def payout_attempt(*, payout_id: int, now: datetime | None = None) -> str:
     except GatewayError as exc:
         return _payout_settle_failed(payout_id, str(exc), now)
     if result.status == "pending":
+        # The webhook settles it; the re-dispatch reads it back only if none came.
         Payout.objects.filter(pk=payout_id, status=PayoutStatus.PENDING).update(
             claimed_until=None,
             gateway_reference=result.reference,
-            next_attempt_at=now + _backoff(payout.attempts),
+            next_attempt_at=now + PAYOUT_PENDING_READBACK,
         )
         return "pending"
     return _payout_settle_succeeded(payout_id, result.reference, now)
+
+
+def _key_maybe_forgotten(payout: Payout, now: datetime) -> datetime | None:
+    """When the key was first sent, if the gateway may have forgotten it while the outcome is
+    still unknown (no refund reference): the gateway then looks before it posts."""
+    if payout.gateway_reference or payout.key_sent_at is None:
+        return None
+    return payout.key_sent_at if now - payout.key_sent_at >= PAYOUT_KEY_MEMORY else None
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -341,6 +363,49 @@ def _payout_wait_for_key(payout_id: int, reason: str, now: datetime) -> str:
     payout.failure_reason = reason[:300]
     events.event_payout_key_refused(payout=payout, at=now)
     return "unauthorized"
+
+
+# --- what the gateway tells us by webhook (docs/architecture.md, Stripe webhooks) ---------------
+# Each runs inside the transaction that records the event, and never calls the gateway.
+
+
+def payout_refund_succeeded(*, payout: Payout, reference: str, at: datetime) -> str:
+    """The gateway says the refund went through: the payout settles as if its call had said so
+    (the case, dispute or cancellation settles too). A settled payout does not move."""
+    return _payout_settle_succeeded(payout.pk, reference, at)
+
+
+def payout_refund_pending(*, payout: Payout, reference: str, at: datetime) -> str:
+    """The gateway holds the refund pending: remember its id (our own call may have timed out
+    before we learnt it) and read it back only if nothing is heard of it for
+    PAYOUT_PENDING_READBACK. Only a pending payout is touched: an older event never moves a
+    settled one back."""
+    updated = (
+        Payout.objects.filter(pk=payout.pk, status=PayoutStatus.PENDING)
+        .filter(Q(gateway_reference="") | Q(gateway_reference=reference))
+        .update(gateway_reference=reference, next_attempt_at=at + PAYOUT_PENDING_READBACK)
+    )
+    return "pending" if updated else "already-settled"
+
+
+@transaction.atomic
+def payout_refund_failed(*, payout: Payout, reference: str, reason: str, at: datetime) -> str:
+    """The gateway says the refund failed or was cancelled. A pending payout fails definitely
+    (no money moved; staff retry or pay another way). A payout that already succeeded with this
+    very refund is not moved back: the card network returned the money after the refund had
+    succeeded, so staff are alerted once to pay the buyer another way (docs/rules.md, Payouts →
+    Stripe)."""
+    locked = Payout.objects.select_for_update().select_related("order__shop").get(pk=payout.pk)
+    if locked.status == PayoutStatus.PENDING:
+        return _payout_settle_failed(locked.pk, reason, at, definite=True)
+    if locked.status != PayoutStatus.SUCCEEDED or locked.gateway_reference != reference:
+        return "already-settled"
+    # Stripe announces one change under several event types (refund.failed,
+    # charge.refund.updated…), each with its own id: alert once per refund.
+    if locked.order.events.filter(kind="payout.reversed", payload__reference=reference).exists():
+        return "already-alerted"
+    events.event_payout_reversed(payout=locked, reference=reference, reason=reason, at=at)
+    return "reversed"
 
 
 @transaction.atomic

@@ -18,10 +18,12 @@ from . import services
 )
 def payout_send(self, payout_id: int) -> str:  # type: ignore[no-untyped-def]
     outcome = services.payout_attempt(payout_id=payout_id)
-    if outcome in {"timeout", "pending"}:
-        # Unknown or unsettled: ask the gateway again with the same key, with backoff (≤ 5 min).
+    if outcome == "timeout":
+        # Unknown: ask the gateway again with the same key, with backoff (≤ 5 min).
         raise self.retry(countdown=min(30 * 2**self.request.retries, 300))
-    # "failed" (a definite no) and "unauthorized" (a key staff must fix) are not retried here.
+    # "pending" waits for the gateway's webhook (the re-dispatch reads it back if none comes,
+    # docs/rules.md, Payouts → Stripe); "failed" (a definite no) and "unauthorized" (a key
+    # staff must fix) are not retried here.
     return outcome
 
 

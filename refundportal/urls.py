@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from api.errors import envelope_response
+from payouts.webhooks import stripe_webhook
 
 api_v1 = [
     path("", include("orders.api")),
@@ -37,6 +38,8 @@ urlpatterns = [
     # under the Content-Security-Policy (docs/architecture.md, Browser policies).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
+    # Whatever PAYMENT_GATEWAY is: Stripe may still report refunds made before a switch.
+    path("webhooks/stripe/", stripe_webhook, name="stripe-webhook"),
     re_path(r"^api/", api_not_found, name="api-not-found"),
     path("", include("portal.urls")),
     path("", include("refunds.evidence_urls")),

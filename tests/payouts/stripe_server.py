@@ -24,10 +24,19 @@ Every request and answer is checked against Stripe's own schemas (tests/payouts/
 what disagrees is recorded in `violations`, and the `stripe_server` fixture fails the test.
 `latency` (seconds) delays every answer, as the network and Stripe's own work would (0.3–1 s for
 a refund): each connection has its own thread, so concurrent requests wait side by side.
+
+`GET /v1/refunds?payment_intent=…` (or `charge=…`) lists a payment's refunds, newest first.
+`forget_keys()` is Stripe forgetting idempotency keys after 24 hours.
+
+Webhooks: `event(type, obj)` builds an Event object as Stripe sends it, and
+`signature_header(payload, secret, timestamp)` signs a body as Stripe does
+(`Stripe-Signature: t=…,v1=…`, HMAC-SHA256 of "t.payload" with the endpoint's `whsec_` secret).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 import socket
@@ -38,7 +47,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.payouts.stripe_openapi import validate_request, validate_response
+from tests.payouts.stripe_openapi import validate_event, validate_request, validate_response
+
+# The API version the events say they were rendered with (the client's pinned one).
+STRIPE_API_VERSION = "2026-10-28.endive"
+
+
+def signature_header(payload: bytes | str, secret: str, timestamp: int) -> str:
+    """The `Stripe-Signature` header Stripe sends with a webhook body."""
+    body = payload.decode() if isinstance(payload, bytes) else payload
+    mac = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
 
 
 @dataclass
@@ -52,6 +71,7 @@ class LedgerRefund:
     metadata: dict[str, str]
     status: str
     failure_reason: str | None = None
+    created: int = field(default_factory=lambda: int(time.time()))
 
 
 @dataclass
@@ -92,7 +112,7 @@ class StripeServer:
             "amount": refund.amount,
             "balance_transaction": None,
             "charge": refund.charge or f"ch_{secrets.token_hex(8)}",
-            "created": int(time.time()),
+            "created": refund.created,
             "currency": refund.currency,
             "destination_details": None,
             "metadata": refund.metadata,
@@ -203,6 +223,55 @@ class StripeServer:
             return 404, self._error("invalid_request_error", f"No such refund: '{refund_id}'")
         return 200, self._refund_object(found)
 
+    def list_refunds(self, authorization: str, query: dict[str, str]) -> tuple[int, dict]:
+        """`GET /v1/refunds?payment_intent=…|charge=…`: a payment's refunds, newest first."""
+        self.requests.append({"list": query})
+        if authorization.removeprefix("Bearer ").strip() not in self.valid_keys:
+            return 401, self._error("invalid_request_error", "Invalid API Key provided.")
+        with self._lock:
+            found = [
+                r
+                for r in reversed(self.ledger)
+                if ("payment_intent" not in query or r.payment_intent == query["payment_intent"])
+                and ("charge" not in query or r.charge == query["charge"])
+            ]
+        limit = int(query.get("limit") or 10)
+        body = {
+            "object": "list",
+            "data": [self._refund_object(r) for r in found[:limit]],
+            "has_more": len(found) > limit,
+            "url": "/v1/refunds",
+        }
+        return 200, body
+
+    def forget_keys(self) -> None:
+        """Stripe forgets an idempotency key 24 hours after its first use."""
+        with self._lock:
+            self._saved.clear()
+
+    def refund_object(self, refund_id: str) -> dict[str, Any]:
+        """The Refund object as a webhook's `data.object` carries it."""
+        with self._lock:
+            found = next(r for r in self.ledger if r.id == refund_id)
+        return self._refund_object(found)
+
+    def event(self, type: str, obj: dict[str, Any], *, created: int | None = None) -> dict:
+        """An Event object as Stripe posts it to a webhook endpoint, checked against Stripe's
+        schemas (its `data.object` too) before any test sends it."""
+        payload = {
+            "id": f"evt_{secrets.token_hex(12)}",
+            "object": "event",
+            "api_version": STRIPE_API_VERSION,
+            "created": int(time.time()) if created is None else created,
+            "data": {"object": obj},
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": type,
+        }
+        validate_event(payload)
+        return payload
+
     def settle(self, refund_id: str, status: str, failure_reason: str | None = None) -> None:
         """Stripe settles a pending refund later (what its webhook would announce)."""
         with self._lock:
@@ -226,6 +295,12 @@ def _handler(server: StripeServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             self._check_request("")
+            url = urlsplit(self.path)
+            if url.path == "/v1/refunds":
+                query = dict(parse_qsl(url.query, keep_blank_values=True))
+                status, body = server.list_refunds(self.headers.get("Authorization", ""), query)
+                self._send(status, body)
+                return
             refund_id = self.path.removeprefix("/v1/refunds/")
             if not self.path.startswith("/v1/refunds/") or "/" in refund_id:
                 self._send(404, {"error": {"type": "invalid_request_error", "message": "?"}})

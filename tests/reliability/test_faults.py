@@ -30,7 +30,7 @@ from notifications.models import Status as NoticeStatus
 from notifications.tasks import notifications_redispatch
 from orders.models import Event, Order
 from payouts.models import GatewayRefund, Payout, PayoutStatus
-from payouts.services import PAYOUT_BACKOFF
+from payouts.services import PAYOUT_BACKOFF, PAYOUT_PENDING_READBACK
 from payouts.tasks import payouts_redispatch
 from refundportal.celery import app
 from refunds.models import RefundCase, State
@@ -145,8 +145,10 @@ def test_a_timeout_or_pending_answer_is_asked_again_with_the_same_key(
     assert GatewayRefund.objects.get().calls == 1
     assert RefundCase.objects.get(pk=case.pk).state == State.REFUND_PENDING
 
-    # when the re-dispatch asks again after the backoff
-    with later(PAYOUT_BACKOFF[0].total_seconds() / 60 + 1):
+    # when the re-dispatch asks again after the backoff (a pending refund waits for its
+    # webhook, and is read back only after PAYOUT_PENDING_READBACK)
+    wait = PAYOUT_PENDING_READBACK if reference.startswith("pending") else PAYOUT_BACKOFF[0]
+    with later(wait.total_seconds() / 60 + 1):
         run_redispatch(django_capture_on_commit_callbacks)
 
     # then the gateway answered with the refund it had made: one refund, asked twice

@@ -317,6 +317,15 @@ PAGES: dict[str, dict[str, Cell]] = {
         "get": Cell("order", page_open(), extra={"uidb64": "MQ", "token": "set-password"})
     },
     "password_reset_complete": {"get": Cell("order", page_open())},
+    # Stripe's webhooks: no session opens it; without Stripe's signature everyone gets a 400.
+    "stripe-webhook": {
+        "post": Cell(
+            "order",
+            answers(
+                anonymous=400, buyer=400, other_buyer=400, seller=400, other_seller=400, staff=400
+            ),
+        )
+    },
     # A shop owner's own policy; an account without a shop has none to set.
     "seller-policy": {
         "get": Cell(

@@ -5,6 +5,7 @@ payouts go through the real `stripe` client to the local server, whose ledger ju
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from datetime import timedelta
@@ -408,7 +409,8 @@ def test_a_payout_sent_while_the_chargeback_opens_is_held_or_its_refund_id_reach
     stripe_server, chargeback_after
 ):
     # given a pending payout, and Stripe answering after a second
-    order = stripe_order()
+    # (a reference of its own: rows other tests committed never answer for it)
+    order = stripe_order(reference=f"pi_{secrets.token_hex(8)}")
     payout = unsent_payout(order)
     stripe_server.answer("hang:1")
     outcomes: list[str] = []
@@ -455,7 +457,8 @@ def test_a_payout_sent_while_the_chargeback_opens_is_held_or_its_refund_id_reach
 @pytest.mark.django_db(transaction=True)
 def test_a_chargeback_opened_first_stops_the_payout_before_any_request(stripe_server):
     # given a chargeback opened on the order, committed
-    order = stripe_order()
+    # (a reference of its own: rows other tests committed never answer for it)
+    order = stripe_order(reference=f"pi_{secrets.token_hex(8)}")
     payout = unsent_payout(order)
     with transaction.atomic():
         chargeback_opened(dispute=stripe_dispute(order), at=timezone.now())

@@ -22,6 +22,7 @@ NOTIFY: dict[str, tuple[str, ...]] = {
     "dispute.message_posted": (),  # recipients depend on the author; see dispute_message_notify
     "dispute.decided": ("buyer", "seller"),
     "dispute.withdrawn": ("buyer", "seller"),
+    "dispute.closed_by_chargeback": (),  # `chargeback.closed` tells everyone
     "dispute.statement_window_lapsed": ("staff",),
     "dispute.sla_target_passed": ("staff",),
     "dispute.sla_due_passed": ("staff", "buyer"),

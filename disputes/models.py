@@ -24,6 +24,8 @@ class DisputeState(models.TextChoices):
     RESOLVED_BUYER = "resolved_buyer", "Resolved for the buyer"  # decided; the amount is paid back
     RESOLVED_SELLER = "resolved_seller", "Resolved for the seller"  # decided; nothing is paid
     WITHDRAWN = "withdrawn", "Withdrawn"  # the buyer gave up the dispute (final)
+    # The buyer's bank took the payment back in a chargeback the marketplace lost (final).
+    CHARGEBACK = "chargeback", "Closed: the bank took the payment back"
 
 
 # Staff may decide from any of these (docs/rules.md, Deciding a dispute); the SLA clocks run only
@@ -103,7 +105,7 @@ class Dispute(FSMModelMixin, TimeStamped):
                     & ~Q(rationale="")
                 )
                 | Q(
-                    state__in=[*UNDECIDED_STATES, DisputeState.WITHDRAWN],
+                    state__in=[*UNDECIDED_STATES, DisputeState.WITHDRAWN, DisputeState.CHARGEBACK],
                     outcome="",
                     amount__isnull=True,
                 ),
@@ -208,6 +210,12 @@ class Dispute(FSMModelMixin, TimeStamped):
     @transition(field=state, source=UNDECIDED_STATES, target=DisputeState.WITHDRAWN)
     def withdraw(self, *, at: datetime) -> None:
         self.withdrawn_at = at
+        self.info_party = ""
+        self.info_question = ""
+        self.info_requested_at = None
+
+    @transition(field=state, source=UNDECIDED_STATES, target=DisputeState.CHARGEBACK)
+    def close_for_chargeback(self, *, at: datetime) -> None:
         self.info_party = ""
         self.info_question = ""
         self.info_requested_at = None

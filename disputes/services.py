@@ -29,13 +29,15 @@ from kernel.errors import (
 )
 from kernel.money import format_money, parse_amount_field
 from orders.models import User
+from payouts.models import Chargeback
+from payouts.rules import order_chargeback_refusal
 from refunds.models import Evidence, RefundCase
 from refunds.rules import refund_dispute_refusal
 from refunds.services import case_lock, refund_escalate, refund_resolve
 
 from . import rules
 from .events import dispute_message_notify, event_dispute
-from .models import Dispute, DisputeMessage, DisputeState, Party
+from .models import UNDECIDED_STATES, Dispute, DisputeMessage, DisputeState, Party
 
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 ()./-]{4,30}$")
 
@@ -111,6 +113,8 @@ def dispute_open(
     case = case_lock(str(case.public_id))
     order = case.order
     refusal = refund_dispute_refusal(case=case, user=buyer, now=now)
+    if refusal is None:
+        refusal = order_chargeback_refusal(order=order)
     # To the buyer, a second dispute is named as such, not as a case in the wrong state.
     if not isinstance(refusal, NotAllowed) and Dispute.objects.filter(case=case).exists():
         raise Duplicate("This refund case already has a dispute.")
@@ -285,6 +289,31 @@ def dispute_withdraw(*, dispute: Dispute, buyer: User, now: datetime | None = No
         dispute=dispute, kind="dispute.withdrawn", actor=buyer, from_state=from_state, at=now
     )
     return dispute
+
+
+def dispute_close_for_chargeback(chargeback: Chargeback, now: datetime) -> None:
+    """Registered in `payouts.hooks.chargeback_lost` after refunds' own (the caller holds the
+    order's lock, refunds locked the case): the bank decided, so an undecided dispute on the
+    order closes with the reason `chargeback` (docs/rules.md, Chargebacks)."""
+    disputes = (
+        Dispute.objects.select_for_update()
+        .select_related("case")
+        .filter(case__order_id=chargeback.order_id, state__in=UNDECIDED_STATES)
+        .order_by("id")
+    )
+    for dispute in disputes:
+        dispute.case.order = chargeback.order
+        from_state = dispute.state
+        dispute.close_for_chargeback(at=now)
+        dispute.save()
+        event_dispute(
+            dispute=dispute,
+            kind="dispute.closed_by_chargeback",
+            actor=None,
+            from_state=from_state,
+            at=now,
+            stripe_dispute_id=chargeback.stripe_dispute_id,
+        )
 
 
 # --- staff ----------------------------------------------------------------------------------

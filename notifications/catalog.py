@@ -32,6 +32,7 @@ AMOUNT_KEYS: Final = (
     "offer_amount",
     "decided_amount",
     "desired_amount",
+    "payout_amount",
 )
 
 
@@ -71,6 +72,9 @@ CATALOG: Final[dict[str, Notice]] = {
     "payout.paid_outside": SILENT,  # `payout.succeeded` tells both parties the money moved
     "payout.reversed": Notice(("staff",)),
     "payout.overdue": Notice(("buyer", "staff")),
+    "chargeback.opened": Notice(("staff",)),
+    "chargeback.closed": Notice(("buyer", "seller", "staff")),
+    "chargeback.refund_paid": Notice(("staff",)),
     "message.posted": Notice(_PARTIES, except_author=True),
     "refund.requested": Notice(("seller",)),
     "refund.accepted": Notice(("buyer",)),
@@ -89,6 +93,7 @@ CATALOG: Final[dict[str, Notice]] = {
     "refund.escalated": SILENT,  # `dispute.opened` tells everyone
     "refund.dispute_resolved": SILENT,  # `dispute.decided` tells both parties
     "refund.payout_blocked": Notice(("staff",)),
+    "refund.closed_by_chargeback": SILENT,  # `chargeback.closed` tells everyone
     "reminder.seller_response": Notice(("seller",)),
     "reminder.return_shipping": Notice(("buyer",)),
     "reminder.dispute_window": Notice(("buyer",)),
@@ -104,6 +109,7 @@ CATALOG: Final[dict[str, Notice]] = {
     "dispute.message_posted": Notice(_PARTIES, except_author=True),
     "dispute.decided": Notice(_PARTIES),
     "dispute.withdrawn": Notice(_PARTIES),
+    "dispute.closed_by_chargeback": SILENT,  # `chargeback.closed` tells everyone
     "dispute.statement_window_lapsed": Notice(("staff",)),
     "dispute.sla_target_passed": Notice(("staff",)),
     "dispute.sla_due_passed": Notice(("buyer", "staff")),
@@ -222,6 +228,28 @@ def sample_payload(kind: str) -> dict[str, Any]:
             "status": "failed",
             "reason": "Card issuer unavailable",
             "pay_by": "2026-11-11T12:00:00+00:00",
+        },
+        "chargeback.opened": {
+            "stripe_dispute_id": "dp_1Q2w3E4r5T6y",
+            "chargeback_reason": "fraudulent",
+            "status": "open",
+            "refunds_paid": ["re_3Ab9Xy"],
+            "payouts_held": 1,
+        },
+        "chargeback.closed": {
+            "stripe_dispute_id": "dp_1Q2w3E4r5T6y",
+            "chargeback_reason": "fraudulent",
+            "status": "lost",
+            "outcome": "lost",
+            "stripe_status": "lost",
+            "payouts_released": 0,
+            "payouts_cancelled": 1,
+        },
+        "chargeback.refund_paid": {
+            "stripe_dispute_id": "dp_1Q2w3E4r5T6y",
+            "status": "open",
+            "refunds_paid": ["re_3Ab9Xy"],
+            "payout_amount": "59.900",
         },
         "message.posted": {"excerpt": "Can you send a photo of the <box>?"},
         "evidence.added": {

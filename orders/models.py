@@ -141,6 +141,9 @@ class Order(FSMModelMixin, TimeStamped):
     # Sum of every payout that is not cancelled; raised with F() inside the payout's transaction,
     # so the check constraint below is the last word on the refund cap under concurrency.
     reserved = _money_field(default=Decimal("0"))
+    # What the buyer's bank took back in chargebacks the marketplace lost (docs/rules.md,
+    # Chargebacks): it counts as refunded, so it lowers `refundable` like a payout does.
+    charged_back = _money_field(default=Decimal("0"))
     payment_method = models.CharField(max_length=20, choices=PaymentMethod.choices)
     payment_reference = SingleLineCharField(max_length=128)
     card_brand = SingleLineCharField(max_length=32, blank=True)
@@ -171,6 +174,10 @@ class Order(FSMModelMixin, TimeStamped):
             models.CheckConstraint(
                 condition=Q(reserved__lte=F("total")), name="order_reserved_within_total"
             ),
+            models.CheckConstraint(
+                condition=Q(charged_back__gte=0) & Q(charged_back__lte=F("total")),
+                name="order_charged_back_within_total",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -178,9 +185,9 @@ class Order(FSMModelMixin, TimeStamped):
 
     @property
     def refundable(self) -> Decimal:
-        """Total less every payout that is not cancelled; never below zero (docs/rules.md, What is
-        left to refund)."""
-        return max(self.total - self.reserved, Decimal("0"))
+        """Total less every payout that is not cancelled and every lost chargeback; never below
+        zero (docs/rules.md, What is left to refund)."""
+        return max(self.total - self.reserved - self.charged_back, Decimal("0"))
 
     @property
     def payment_method_label(self) -> str:

@@ -8,7 +8,7 @@ from kernel import windows
 from orders.events import ORDER_PAYLOAD_READS, event_build, event_record
 from orders.models import Event, Order, User
 
-from .models import Payout
+from .models import Chargeback, ChargebackStatus, Payout
 
 
 def event_order_cancelled(*, order: Order, actor: User, payout: Payout) -> Event:
@@ -198,4 +198,85 @@ def payout_overdue_event(*, payout: Payout, at: datetime) -> Event:
         # A payout is created when its refund is approved.
         approved_at=payout.created_at,
         pay_by=windows.payout_hard(approved_at=payout.created_at),
+    )
+
+
+def _chargeback_fields(chargeback: Chargeback) -> dict[str, object]:
+    # What #15's marketplace webhooks `chargeback.opened` / `chargeback.closed` carry, and what
+    # the notices show (docs/rules.md, Chargebacks).
+    return {
+        "chargeback_id": chargeback.public_id,
+        "stripe_dispute_id": chargeback.stripe_dispute_id,
+        "amount": str(chargeback.amount),
+        "currency": chargeback.currency,
+        "chargeback_reason": chargeback.reason,
+        "status": chargeback.status,
+    }
+
+
+def event_chargeback_opened(
+    *, chargeback: Chargeback, refunds_paid: list[str], held: int, at: datetime
+) -> Event:
+    """Staff are alerted; a refund already paid on the order is evidence for the bank."""
+    return event_record(
+        order=chargeback.order,
+        kind="chargeback.opened",
+        actor=None,
+        to_state=chargeback.status,
+        notify=("staff",),
+        at=at,
+        refunds_paid=refunds_paid,
+        payouts_held=held,
+        **_chargeback_fields(chargeback),
+    )
+
+
+def event_chargeback_closed(
+    *, chargeback: Chargeback, released: int, cancelled: int, at: datetime
+) -> Event:
+    return event_record(
+        order=chargeback.order,
+        kind="chargeback.closed",
+        actor=None,
+        from_state=ChargebackStatus.OPEN,
+        to_state=chargeback.status,
+        note=chargeback.stripe_status,
+        notify=("buyer", "seller", "staff"),
+        at=at,
+        outcome=chargeback.status,
+        stripe_status=chargeback.stripe_status,
+        payouts_released=released,
+        payouts_cancelled=cancelled,
+        **_chargeback_fields(chargeback),
+    )
+
+
+def event_chargeback_refund_paid(*, payout: Payout, chargeback: Chargeback, at: datetime) -> Event:
+    """A payout already on its way to the gateway when the chargeback opened was paid: staff
+    submit its refund id to the bank as evidence."""
+    return event_record(
+        order=payout.order,
+        kind="chargeback.refund_paid",
+        actor=None,
+        to_state=chargeback.status,
+        notify=("staff",),
+        at=at,
+        refunds_paid=[payout.gateway_reference],
+        payout_id=payout.public_id,
+        payout_amount=str(payout.amount),
+        **_chargeback_fields(chargeback),
+    )
+
+
+def event_payout_cancelled_for_chargeback(*, payout: Payout, from_state: str) -> Event:
+    return event_record(
+        order=payout.order,
+        kind="payout.cancelled",
+        actor=None,
+        from_state=from_state,
+        to_state=payout.status,
+        note="chargeback",
+        amount=str(payout.amount),
+        payout_id=payout.public_id,
+        reason="chargeback",
     )

@@ -17,6 +17,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils.module_loading import import_string
 
+from kernel.money import minor_unit
+
 
 class GatewayError(Exception):
     """The gateway refused (declined, invalid); retrying later may succeed."""
@@ -189,6 +191,23 @@ def stripe_amount(amount: Decimal, currency: str) -> int:
         # Every other currency, the four special cases included, counts in hundredths.
         places = 2
     return int((amount * 10**places).to_integral_value(rounding=ROUND_DOWN))
+
+
+def stripe_decimal(minor: int, currency: str) -> Decimal:
+    """The inverse of `stripe_amount`: an amount Stripe sends (a dispute's) as our Decimal. ISK
+    and UGX come in hundredths of a unit that has none, so 400000 is ISK 4000; an amount finer
+    than the currency's own minor unit is kept exact, never rounded, since it is Stripe's word
+    on what was taken back."""
+    code = currency.upper()
+    if code in STRIPE_ZERO_DECIMAL:
+        value = Decimal(minor)
+    elif code in STRIPE_THREE_DECIMAL:
+        value = Decimal(minor).scaleb(-3)
+    else:
+        value = Decimal(minor).scaleb(-2)
+    places = minor_unit(code)
+    exact = value.quantize(Decimal(1).scaleb(-places))
+    return exact if exact == value else value
 
 
 # Stripe's words for a refund's failure_reason, for staff.

@@ -68,6 +68,10 @@ class Payout(FSMModelMixin, TimeStamped):
     paid_outside_by = models.ForeignKey(
         User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # Set while the order's payment is in a chargeback (docs/rules.md, Chargebacks): no worker
+    # claims it and the re-dispatch skips it, until the chargeback is won (cleared, sent) or
+    # lost (cancelled).
+    held_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "orders_payout"  # the table predates this app (see docs/architecture.md)
@@ -155,6 +159,68 @@ class Payout(FSMModelMixin, TimeStamped):
     )
     def cancel(self) -> None:
         self.next_attempt_at = None
+
+    @transition(
+        field=status,
+        source=[PayoutStatus.PENDING, PayoutStatus.FAILED, PayoutStatus.AWAITING_STAFF],
+        target=PayoutStatus.CANCELLED,
+    )
+    def cancel_for_chargeback(self) -> None:
+        """The buyer's bank took the money back: this refund must never be paid now."""
+        self.next_attempt_at = None
+        self.claimed_until = None
+
+
+class ChargebackStatus(models.TextChoices):
+    OPEN = "open", "Open"  # the buyer's bank is deciding; the order's payouts are held
+    WON = "won", "Won"  # the marketplace kept the money; held payouts go out
+    LOST = "lost", "Lost"  # the bank took the money back; it counts as refunded
+
+
+class Chargeback(FSMModelMixin, TimeStamped):
+    """A buyer's dispute of the card payment with their bank, as Stripe reports it (docs/rules.md,
+    Chargebacks). One row per Stripe dispute, whatever order its events arrive in."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    stripe_dispute_id = models.CharField(max_length=128, unique=True)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="chargebacks")
+    amount = _money_field()
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=60, blank=True)
+    status = FSMField(
+        default=ChargebackStatus.OPEN, choices=ChargebackStatus.choices, protected=True
+    )
+    # Stripe's own closing status ("won", "lost", "warning_closed", "charge_refunded"…).
+    stripe_status = models.CharField(max_length=40, blank=True)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="chargeback_amount_positive"),
+        ]
+        indexes = [
+            # "Is this order's payment in a chargeback now?": asked before every payout.
+            models.Index(fields=["order"], name="chargeback_open_idx", condition=Q(status="open")),
+        ]
+
+    def __str__(self) -> str:
+        return f"Chargeback {self.stripe_dispute_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == ChargebackStatus.OPEN
+
+    @transition(field=status, source=ChargebackStatus.OPEN, target=ChargebackStatus.WON)
+    def win(self, *, stripe_status: str, at) -> None:  # type: ignore[no-untyped-def]
+        self.stripe_status = stripe_status
+        self.closed_at = at
+
+    @transition(field=status, source=ChargebackStatus.OPEN, target=ChargebackStatus.LOST)
+    def lose(self, *, stripe_status: str, at) -> None:  # type: ignore[no-untyped-def]
+        self.stripe_status = stripe_status
+        self.closed_at = at
 
 
 class GatewayRefund(models.Model):

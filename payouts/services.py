@@ -38,7 +38,7 @@ from .gateway import (
     GatewayUnauthorized,
     get_gateway,
 )
-from .models import Payout, PayoutStatus
+from .models import Chargeback, ChargebackStatus, Payout, PayoutStatus
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,9 @@ def payout_create(
             updated = Order.objects.filter(pk=order.pk).update(reserved=F("reserved") + amount)
             assert updated == 1
             payout = Payout.objects.create(
+                # Created while the order's payment is in a chargeback: held like the others
+                # (the caller holds the order lock, as the chargeback's services do).
+                held_at=timezone.now() if _chargeback_open(order) else None,
                 order=order,
                 amount=amount,
                 currency=order.currency,
@@ -169,6 +172,10 @@ def _payout_await_staff(payout: Payout, now: datetime) -> None:
     events.event_payout_awaiting_staff(payout=payout, at=now)
 
 
+def _chargeback_open(order: Order) -> bool:
+    return Chargeback.objects.filter(order_id=order.pk, status=ChargebackStatus.OPEN).exists()
+
+
 def payout_enqueue(*, payout_id: int) -> None:
     """Queue the gateway call; if the broker is down the periodic re-dispatch will find it."""
     from .tasks import payout_send
@@ -182,11 +189,15 @@ def payout_enqueue(*, payout_id: int) -> None:
 
 
 def _claim_payout(payout_id: int, now: datetime) -> bool:
-    """Conditional update: exactly one worker holds a pending payout at a time."""
+    """Conditional update: exactly one worker holds a pending payout at a time, and none holds
+    a payout held by a chargeback (docs/rules.md, Chargebacks). The chargeback's hold updates
+    the same row, so the two are ordered by its row lock: a payout is either held before the
+    claim (never sent) or claimed before the hold (sent; staff get its refund id)."""
     claimed = Payout.objects.filter(
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
         pk=payout_id,
         status=PayoutStatus.PENDING,
+        held_at__isnull=True,
     ).update(
         claimed_until=now + PAYOUT_CLAIM,
         attempts=F("attempts") + 1,
@@ -204,6 +215,8 @@ def payout_attempt(*, payout_id: int, now: datetime | None = None) -> str:
     """
     now = now or timezone.now()
     if not _claim_payout(payout_id, now):
+        if Payout.objects.filter(pk=payout_id, held_at__isnull=False).exists():
+            return "held"
         return "skipped"
     payout = Payout.objects.select_related("order").get(pk=payout_id)
     gateway = get_gateway()
@@ -275,6 +288,12 @@ def _payout_succeeded_effects(
     """What every succeeded payout does, whoever paid it: the parties are told, and the case,
     dispute or cancellation it pays settles (`hooks.payout_succeeded`)."""
     events.event_payout_succeeded(payout=payout, at=now, from_state=from_state, actor=actor)
+    if payout.held_at is not None:
+        # A chargeback opened while this payout was on its way: the money went out, and staff
+        # submit its refund id to the bank (docs/rules.md, Chargebacks).
+        chargeback = Chargeback.objects.filter(order_id=payout.order_id).order_by("-id").first()
+        if chargeback is not None:
+            events.event_chargeback_refund_paid(payout=payout, chargeback=chargeback, at=now)
     handler = hooks.payout_succeeded.get(payout.purpose)
     if handler is not None:
         handler(payout, now)
@@ -299,6 +318,12 @@ def payout_mark_paid_outside_refusal(*, payout: Payout, actor: User) -> DomainEr
         return InvalidTransition(
             f"A {payout.get_status_display().lower()} payout cannot be marked paid outside the "
             "portal: only one waiting for staff or one that failed."
+        )
+    if payout.held_at is not None:
+        # The buyer's bank may give the money back itself: paying by hand now could pay twice
+        # (docs/rules.md, Chargebacks).
+        return InvalidTransition(
+            "The order's payment is in a chargeback: nothing is paid until the bank decides."
         )
     return None
 
@@ -454,6 +479,8 @@ def payouts_due(*, now: datetime, limit: int = 500) -> list[int]:
             Q(status=PayoutStatus.PENDING, claimed_until__isnull=True)
             | Q(status=PayoutStatus.PENDING, claimed_until__lt=now)
             | Q(status=PayoutStatus.FAILED, next_attempt_at__lte=now, attempts__lt=8),
+            # Held by a chargeback: released (and queued) when it closes, not before.
+            held_at__isnull=True,
         )
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .order_by("id")

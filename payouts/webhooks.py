@@ -29,7 +29,7 @@ from django.views.decorators.http import require_POST
 
 from kernel.security import security_event
 
-from . import services
+from . import chargebacks, services
 from .gateway import stripe_refund_failure, stripe_refund_is_current
 from .models import Payout, StripeEvent
 
@@ -87,12 +87,27 @@ def stripe_refund_changed(refund: dict[str, Any], at: datetime) -> str:
     return f"status-{status}"[:60]
 
 
-# Event type -> handler. Other apps' handlers (chargebacks) are added here by name.
+def stripe_dispute_created(dispute: dict[str, Any], at: datetime) -> str:
+    """`charge.dispute.created`: the buyer's bank disputes the charge; the order's payouts are
+    held (docs/rules.md, Chargebacks)."""
+    chargeback = chargebacks.chargeback_opened(dispute=dispute, at=at)
+    return "not-ours" if chargeback is None else f"chargeback-{chargeback.status}"
+
+
+def stripe_dispute_closed(dispute: dict[str, Any], at: datetime) -> str:
+    """`charge.dispute.closed`: lost counts as refunded, won releases the hold."""
+    chargeback = chargebacks.chargeback_closed(dispute=dispute, at=at)
+    return "not-ours" if chargeback is None else f"chargeback-{chargeback.status}"
+
+
+# Event type -> handler.
 WEBHOOK_HANDLERS: dict[str, WebhookHandler] = {
     "refund.created": stripe_refund_changed,
     "refund.updated": stripe_refund_changed,
     "refund.failed": stripe_refund_changed,
     "charge.refund.updated": stripe_refund_changed,
+    "charge.dispute.created": stripe_dispute_created,
+    "charge.dispute.closed": stripe_dispute_closed,
 }
 
 

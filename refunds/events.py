@@ -30,6 +30,7 @@ NOTIFY: dict[str, tuple[str, ...]] = {
     "refund.escalated": (),
     "refund.dispute_resolved": (),
     "refund.payout_blocked": ("staff",),
+    "refund.closed_by_chargeback": (),  # `chargeback.closed` tells everyone
     "reminder.seller_response": ("seller",),
     "reminder.return_shipping": ("buyer",),
     "reminder.dispute_window": ("buyer",),

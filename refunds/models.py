@@ -49,6 +49,7 @@ class ClosedReason(models.TextChoices):
     WITHDRAWN = "withdrawn", "Withdrawn by the buyer"
     DISPUTE_LOST = "dispute_lost", "Dispute decided for the seller"
     DISPUTE_WITHDRAWN = "dispute_withdrawn", "Dispute withdrawn"
+    CHARGEBACK = "chargeback", "The buyer's bank took the payment back"
 
 
 OPEN_STATES = [
@@ -360,6 +361,11 @@ class RefundCase(FSMModelMixin, TimeStamped):
     )
     def withdraw(self, *, at: datetime) -> None:
         self._close(ClosedReason.WITHDRAWN, at)
+
+    @transition(field=state, source=OPEN_STATES, target=State.CLOSED)
+    def close_for_chargeback(self, *, at: datetime) -> None:
+        """A chargeback the marketplace lost refunded the buyer through their bank (final)."""
+        self._close(ClosedReason.CHARGEBACK, at)
 
     @transition(field=state, source=State.CLOSED, target=State.ESCALATED, conditions=[_disputable])
     def escalate(self) -> None:

@@ -30,7 +30,8 @@ from kernel.errors import (
 from kernel.money import format_money, parse_amount_field
 from orders.models import Message, Order, OrderStatus, User
 from orders.services import message_post_on_order, order_lock
-from payouts.models import Payout
+from payouts.models import Chargeback, Payout
+from payouts.rules import order_chargeback_refusal
 from payouts.services import payout_create
 
 from . import rules
@@ -108,6 +109,8 @@ def refund_request_validate(
         raise InvalidTransition("This order was cancelled and refunded already.")
     if RefundCase.objects.filter(order=order, state__in=OPEN_STATES).exists():
         raise Duplicate("This order already has an open refund case.")
+    if (held := order_chargeback_refusal(order=order)) is not None:
+        raise held
     refund_check_window(order=order, reason=reason, now=now, viewer=buyer)
 
     lines = {i.pk: i for i in order.items.all()}
@@ -498,6 +501,29 @@ def refund_resolve(
     if case.state == State.REFUND_PENDING:
         _start_payout(case, actor=actor)
     return case
+
+
+def refund_close_for_chargeback(chargeback: Chargeback, now: datetime) -> None:
+    """Registered in `payouts.hooks.chargeback_lost` (the caller holds the order's lock): the
+    bank refunded the buyer, so the order's open case ends with the reason `chargeback`."""
+    cases = (
+        RefundCase.objects.select_for_update()
+        .filter(order_id=chargeback.order_id, state__in=OPEN_STATES)
+        .order_by("id")
+    )
+    for case in cases:
+        case.order = chargeback.order
+        from_state = case.state
+        case.close_for_chargeback(at=now)
+        case.save()
+        event_case(
+            case=case,
+            kind="refund.closed_by_chargeback",
+            actor=None,
+            from_state=from_state,
+            at=now,
+            stripe_dispute_id=chargeback.stripe_dispute_id,
+        )
 
 
 def case_lock(case: RefundCase | str | UUID) -> RefundCase:

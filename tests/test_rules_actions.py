@@ -31,6 +31,7 @@ from kernel.errors import DomainError
 from orders.api import OrderActionsOut
 from orders.models import Order, OrderStatus, User
 from orders.rules import ROLES
+from payouts.chargebacks import chargeback_closed, chargeback_opened
 from payouts.services import payout_attempt
 from refunds.models import OPEN_STATES, Reason, RefundCase, State
 from refunds.rules import CASE_ACTIONS
@@ -361,6 +362,16 @@ class Walk:
         )
         for action, role in sorted(offered):
             self.each(attempts[action], self.people[role], lambda: self.dispute(dispute))
+        if dispute.is_undecided:
+            # The buyer's bank takes the payment back (the system's step, from Stripe's events).
+            with transaction.atomic():
+                order = dispute.case.order
+                stripe = {"id": f"dp_{order.pk}", "amount": 1000, "currency": "usd"}
+                stripe |= {"charge": order.payment_reference, "status": "lost"}
+                chargeback_opened(dispute=stripe, at=timezone.now())
+                chargeback_closed(dispute=stripe, at=timezone.now())
+                self.dispute(dispute)
+                transaction.set_rollback(True)
 
 
 @pytest.mark.django_db

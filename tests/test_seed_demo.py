@@ -105,6 +105,6 @@ def test_seed_demo_runs_on_sqlite_as_make_run_does(tmp_path):
     second = run("seed_demo")
 
     # then the data is made once and the logins are printed both times
-    assert "Demo data created" in first and "9 disputes" in first
+    assert "Demo data created" in first and "10 disputes" in first
     assert "already there" in second
     assert "staff@demo.test" in second and PASSWORD in second

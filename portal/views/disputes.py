@@ -34,6 +34,7 @@ from disputes.selectors import (
 from kernel.errors import DomainError
 from kernel.money import format_amount
 from orders.models import User
+from payouts.selectors import chargeback_open_for_order
 from portal.forms.base import apply_domain_error
 from portal.forms.disputes import (
     DISPUTE_FILE_KINDS,
@@ -170,6 +171,7 @@ def _dispute_page(
         "order": case.order,
         "role": role,
         "actions": actions,
+        "chargeback": chargeback_open_for_order(order_id=case.order_id),
         "asked_me": dispute.state == DisputeState.INFO_REQUESTED and dispute.info_party == role,
         "messages_list": list(dispute_messages(dispute=dispute)),
         "thread": list(dispute_transcript(dispute=dispute)),

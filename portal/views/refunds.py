@@ -33,7 +33,7 @@ from orders.models import Order, OrderStatus, User
 from orders.rules import order_cancel_out_of_stock_refusal, order_cancel_refusal, order_role
 from orders.selectors import order_get_for_user
 from orders.services import message_post_on_order
-from payouts.selectors import payouts_for_order
+from payouts.selectors import chargeback_open_for_order, payouts_for_order
 from payouts.services import order_cancel_by_buyer, order_cancel_out_of_stock
 from portal.forms.base import OrderMessageForm, PortalForm, apply_domain_error
 from portal.forms.refunds import (
@@ -567,6 +567,7 @@ def _case_page(
         "thread": list(refund_messages(case=case)),
         "evidence": list(refund_evidence(case=case, for_dispute=False)),
         "dispute": dispute,
+        "chargeback": chargeback_open_for_order(order_id=case.order_id),
         "dispute_open": _can_dispute(case, now),
         "can_dispute": role == "buyer" and _can_dispute(case, now),
         "payout_expected": windows.payout_target(approved_at=case.approved_at)

@@ -42,6 +42,7 @@ from orders.services import (
     order_ship,
     shop_set_return_policy,
 )
+from payouts.chargebacks import chargeback_closed, chargeback_opened
 from payouts.services import order_cancel_by_buyer, order_cancel_out_of_stock
 from refundportal.deadlines import enforce_all
 from refunds import services as refunds
@@ -413,6 +414,13 @@ class Seeder:
         # withdrawn
         dispute = self.dispute(opened_at=self.ago(days=2), buyer=self.buyer2)
         disputes.dispute_withdraw(dispute=dispute, buyer=self.buyer2, now=self.ago(days=1))
+        # closed by a chargeback the marketplace lost (docs/rules.md, Chargebacks)
+        dispute = self.dispute(opened_at=self.ago(days=3), seller=self.seller2)
+        order = dispute.case.order
+        stripe = {"id": f"dp_demo_{order.number}", "amount": 2000, "currency": "usd"}
+        stripe |= {"charge": order.payment_reference, "reason": "fraudulent"}
+        chargeback_opened(dispute=stripe, at=self.ago(days=2))
+        chargeback_closed(dispute={**stripe, "status": "lost"}, at=self.ago(days=1))
         # overdue: past the hard deadline, one untouched, one stuck in review
         self.dispute(opened_at=self._opened_for("due"), seller=self.seller2)
         opened = self._opened_for("due") - timedelta(days=1)

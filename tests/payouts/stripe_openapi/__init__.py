@@ -207,6 +207,13 @@ def validate_response(method: str, path: str, status: int, body: Any) -> list[st
     return _errors(response["content"]["application/json"]["schema"], body, where)
 
 
+def example(name: str) -> dict[str, Any]:
+    """A fresh copy of Stripe's own example object (`refund`, `dispute`, `event`) kept beside
+    the schemas: tests build on it, so every field Stripe sends is there."""
+    examples = json.loads((SPEC_FILE.parent / "fixtures.json").read_text())
+    return examples[name]
+
+
 # --- objects built by tests --------------------------------------------------------------------
 
 

@@ -27,8 +27,8 @@ from orders.admin import OrderAdmin, ReadOnlyAdmin, ReadOnlyInline
 from orders.models import Order, User
 
 from . import services
-from .gateway import stripe_refund_dashboard_url
-from .models import GatewayRefund, Payout
+from .gateway import stripe_dashboard_url
+from .models import Chargeback, GatewayRefund, Payout, StripeEvent
 
 
 class PaidOutsideForm(TextCheckedForm):
@@ -43,6 +43,18 @@ class PaidOutsideForm(TextCheckedForm):
         widget=forms.Textarea(attrs={"rows": 5, "cols": 80}),
         max_length=5000,
         help_text="How and why it was paid outside the portal. Staff only; in the audit trail.",
+    )
+
+
+def stripe_link(stripe_id: str) -> str | SafeString:
+    """A Stripe id as a link to it in Stripe's dashboard, where it has one there."""
+    url = stripe_dashboard_url(stripe_id)
+    if url is None:
+        return stripe_id
+    return format_html(
+        '<a href="{}" target="_blank" rel="noopener noreferrer">{}</a> (Stripe dashboard)',
+        url,
+        stripe_id,
     )
 
 
@@ -104,6 +116,7 @@ class PayoutAdmin(ReadOnlyAdmin):
         "gateway_key",
         "next_attempt_at",
         "claimed_until",
+        "held_at",
         "succeeded_at",
         "paid_outside_reference",
         "paid_outside_note",
@@ -133,14 +146,7 @@ class PayoutAdmin(ReadOnlyAdmin):
 
     @admin.display(description="gateway reference")
     def gateway_reference_display(self, payout: Payout) -> str | SafeString:
-        url = stripe_refund_dashboard_url(payout.gateway_reference)
-        if url is None:
-            return payout.gateway_reference
-        return format_html(
-            '<a href="{}" target="_blank" rel="noopener noreferrer">{}</a> (Stripe dashboard)',
-            url,
-            payout.gateway_reference,
-        )
+        return stripe_link(payout.gateway_reference)
 
     def _each(
         self, request: HttpRequest, queryset: QuerySet[Payout], verb: str, service: Any
@@ -328,6 +334,62 @@ class GatewayRefundAdmin(ReadOnlyAdmin):
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, refund: GatewayRefund) -> str:
         return format_money(refund.amount, refund.currency)
+
+
+@admin.register(Chargeback)
+class ChargebackAdmin(ReadOnlyAdmin):
+    """Chargebacks as Stripe reported them; they move only by Stripe's webhooks (docs/rules.md,
+    Chargebacks). Staff find here the dispute to answer in Stripe's dashboard."""
+
+    list_display = (
+        "stripe_dispute_display",
+        "order_number",
+        "amount_display",
+        "reason",
+        "status",
+        "opened_at",
+        "closed_at",
+    )
+    list_filter = ("status", "reason")
+    list_select_related = ("order",)
+    search_fields = ("stripe_dispute_id", "order__number", "order__payment_reference")
+    readonly_fields = (
+        "stripe_dispute_display",
+        "order",
+        "amount_display",
+        "reason",
+        "status",
+        "stripe_status",
+        "opened_at",
+        "closed_at",
+        "created_at",
+        "updated_at",
+    )
+    fields = readonly_fields
+
+    @admin.display(description="Stripe dispute", ordering="stripe_dispute_id")
+    def stripe_dispute_display(self, chargeback: Chargeback) -> str | SafeString:
+        return stripe_link(chargeback.stripe_dispute_id)
+
+    @admin.display(description="order", ordering="order__number")
+    def order_number(self, chargeback: Chargeback) -> str:
+        return chargeback.order.number
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, chargeback: Chargeback) -> str:
+        return format_money(chargeback.amount, chargeback.currency)
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    """Every Stripe event received, once per id, and what handling it did: where staff look
+    when Stripe's dashboard says an event was delivered."""
+
+    list_display = ("event_id", "type", "object_id", "outcome", "created", "received_at")
+    list_filter = ("type", "outcome")
+    search_fields = ("event_id", "object_id")
+    fields = ("event_id", "type", "object_id", "outcome", "created", "received_at")
+    readonly_fields = fields
 
 
 # The order page lists its payouts between the items and the audit trail.

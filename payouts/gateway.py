@@ -407,14 +407,19 @@ def _stripe_words(exc: Exception) -> str:
 STRIPE_DASHBOARD = "https://dashboard.stripe.com"
 
 
-def stripe_refund_dashboard_url(reference: str) -> str | None:
-    """Where staff see a refund in Stripe's dashboard, or None when the reference is no Stripe
-    refund: only `re_…` ids, and only with the Stripe gateway (the fake names its refunds
-    `re_…` too). A test-mode key's refunds live under `/test/`."""
-    if settings.PAYMENT_GATEWAY != "stripe" or not reference.startswith("re_"):
+# Where Stripe's dashboard shows each kind of object, by its id's prefix.
+STRIPE_DASHBOARD_PATHS = {"re_": "refunds", "dp_": "disputes"}
+
+
+def stripe_dashboard_url(stripe_id: str) -> str | None:
+    """Where staff see a Stripe refund (`re_…`) or dispute (`dp_…`) in Stripe's dashboard, or
+    None for anything else, and always None unless the gateway is Stripe (the fake names its
+    refunds `re_…` too). A test-mode key's objects live under `/test/`."""
+    path = STRIPE_DASHBOARD_PATHS.get(stripe_id[:3])
+    if settings.PAYMENT_GATEWAY != "stripe" or path is None:
         return None
     test_mode = settings.STRIPE_SECRET_KEY.startswith(("sk_test_", "rk_test_"))
-    return f"{STRIPE_DASHBOARD}/{'test/' if test_mode else ''}refunds/{quote(reference, safe='')}"
+    return f"{STRIPE_DASHBOARD}/{'test/' if test_mode else ''}{path}/{quote(stripe_id, safe='')}"
 
 
 def get_gateway() -> PaymentGateway:

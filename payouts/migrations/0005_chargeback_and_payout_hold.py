@@ -10,8 +10,6 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        # Only the order table, as 0001 did: a test that rolls `orders` back and forward again
-        # must not take this migration with it.
         ('orders', '0001_initial'),
         ('payouts', '0004_stripe_events_and_key_sent_at'),
     ]

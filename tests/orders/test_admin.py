@@ -11,11 +11,12 @@ from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from orders import services
 from orders.models import Event, Order, Shop, User
 from payouts import services as payout_services
-from payouts.models import GatewayRefund, Payout, PayoutStatus
+from payouts.models import Chargeback, GatewayRefund, Payout, PayoutStatus, StripeEvent
 from payouts.tasks import payout_send
 from tests.orders.factories import OrderFactory
 
@@ -59,10 +60,39 @@ def desk_data(order, buyer, settings):  # type: ignore[no-untyped-def]
         reference="re_x",
         status="succeeded",
     )
+    Chargeback.objects.create(
+        stripe_dispute_id="dp_1Q2w3E4r5T6y",
+        order=order,
+        amount=Decimal("59.90"),
+        currency="USD",
+        reason="fraudulent",
+        opened_at=timezone.now(),
+    )
+    StripeEvent.objects.create(
+        event_id="evt_1Q2w3E",
+        type="charge.dispute.created",
+        object_id="dp_1Q2w3E4r5T6y",
+        created=timezone.now(),
+        outcome="chargeback-open",
+    )
     return {"order": order, "payout": payout}
 
 
-MODELS = [User, Shop, Order, Payout, Event, GatewayRefund]
+def test_a_chargeback_links_to_its_dispute_in_stripes_dashboard(desk, desk_data, settings):
+    # given the Stripe gateway in test mode
+    settings.PAYMENT_GATEWAY = "stripe"
+    settings.STRIPE_SECRET_KEY = "sk_test_" + "x" * 24
+    chargeback = Chargeback.objects.get()
+
+    # then its page and the list link to the dispute in the test-mode dashboard
+    link = 'href="https://dashboard.stripe.com/test/disputes/dp_1Q2w3E4r5T6y"'
+    page = desk.get(reverse("admin:payouts_chargeback_change", args=[chargeback.pk]))
+    assert link in page.content.decode()
+    listing = desk.get(reverse("admin:payouts_chargeback_changelist"))
+    assert link in listing.content.decode()
+
+
+MODELS = [User, Shop, Order, Payout, Event, GatewayRefund, Chargeback, StripeEvent]
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
@@ -100,7 +130,7 @@ def test_order_page_shows_items_payouts_events_and_messages_read_only(desk, desk
     assert Order.objects.get(pk=order.pk).total == Decimal("59.90")
 
 
-@pytest.mark.parametrize("model", [Event, GatewayRefund, Payout, Order])
+@pytest.mark.parametrize("model", [Event, GatewayRefund, Payout, Order, Chargeback, StripeEvent])
 def test_the_audit_trail_and_money_cannot_be_edited_by_anyone(desk, desk_data, staff, rf, model):
     # given a superuser
     request = rf.get("/")

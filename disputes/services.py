@@ -30,7 +30,6 @@ from kernel.errors import (
 from kernel.money import format_money, parse_amount_field
 from orders.models import User
 from payouts.models import Chargeback
-from payouts.rules import order_chargeback_refusal
 from refunds.models import Evidence, RefundCase
 from refunds.rules import refund_dispute_refusal
 from refunds.services import case_lock, refund_escalate, refund_resolve
@@ -113,8 +112,6 @@ def dispute_open(
     case = case_lock(str(case.public_id))
     order = case.order
     refusal = refund_dispute_refusal(case=case, user=buyer, now=now)
-    if refusal is None:
-        refusal = order_chargeback_refusal(order=order)
     # To the buyer, a second dispute is named as such, not as a case in the wrong state.
     if not isinstance(refusal, NotAllowed) and Dispute.objects.filter(case=case).exists():
         raise Duplicate("This refund case already has a dispute.")

@@ -5,6 +5,10 @@ As in `orders.rules`, a `…_refusal` answers `None` or the domain error the ser
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db.models import QuerySet
+
 from kernel.errors import DomainError, InvalidTransition
 from orders.models import Order
 
@@ -14,6 +18,11 @@ CHARGEBACK_HOLDS = (
     "The buyer disputed this payment with their bank; nothing on this order moves until the "
     "bank decides."
 )
+
+
+def chargeback_open_for(order_id: Any) -> QuerySet[Chargeback]:
+    """The open chargeback of an order (an id, or `OuterRef` to one in a subquery)."""
+    return Chargeback.objects.filter(order_id=order_id, status=ChargebackStatus.OPEN)
 
 
 def chargeback_open_holds(order_ids: list[int]) -> dict[int, str]:
@@ -26,6 +35,6 @@ def chargeback_open_holds(order_ids: list[int]) -> dict[int, str]:
 def order_chargeback_refusal(*, order: Order) -> DomainError | None:
     """No new refund request or dispute on an order whose payment is in a chargeback: the bank
     is already deciding about the same money, and both would pay the buyer."""
-    if Chargeback.objects.filter(order_id=order.pk, status=ChargebackStatus.OPEN).exists():
+    if chargeback_open_for(order.pk).exists():
         return InvalidTransition(CHARGEBACK_HOLDS)
     return None

@@ -4,7 +4,8 @@ from django.db.models import QuerySet
 
 from orders.models import Order
 
-from .models import Chargeback, ChargebackStatus, Payout
+from .models import Chargeback, Payout
+from .rules import chargeback_open_for
 
 
 def payouts_for_order(*, order: Order) -> QuerySet[Payout]:
@@ -13,8 +14,4 @@ def payouts_for_order(*, order: Order) -> QuerySet[Payout]:
 
 def chargeback_open_for_order(*, order_id: int) -> Chargeback | None:
     """The chargeback holding this order's payouts now, if any (docs/rules.md, Chargebacks)."""
-    return (
-        Chargeback.objects.filter(order_id=order_id, status=ChargebackStatus.OPEN)
-        .order_by("-opened_at")
-        .first()
-    )
+    return chargeback_open_for(order_id).order_by("-opened_at").first()

@@ -38,7 +38,8 @@ from .gateway import (
     GatewayUnauthorized,
     get_gateway,
 )
-from .models import Chargeback, ChargebackStatus, Payout, PayoutStatus
+from .models import Chargeback, Payout, PayoutStatus
+from .rules import chargeback_open_for
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ def _payout_await_staff(payout: Payout, now: datetime) -> None:
 
 
 def _chargeback_open(order: Order) -> bool:
-    return Chargeback.objects.filter(order_id=order.pk, status=ChargebackStatus.OPEN).exists()
+    return chargeback_open_for(order.pk).exists()
 
 
 def payout_enqueue(*, payout_id: int) -> None:

@@ -9,7 +9,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from orders.models import Order, OrderItem, User
 from refunds.models import RefundCase
-from refunds.rules import refund_open_beside_annotation
+from refunds.rules import refund_dispute_annotations
 from refunds.selectors import refund_case_read
 
 
@@ -29,7 +29,7 @@ def order_cards(*, user: User, role: str) -> QuerySet[Order]:
                 "refund_cases",
                 queryset=RefundCase.objects.select_related("dispute")
                 .only(*_CARD_CASE, "dispute__public_id", "dispute__case_id")
-                .annotate(**refund_open_beside_annotation()),
+                .annotate(**refund_dispute_annotations()),
                 to_attr="cases",
             ),
         )

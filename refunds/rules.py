@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils.module_loading import import_string
 from django_fsm import can_proceed
 
@@ -20,6 +20,7 @@ from kernel import windows
 from kernel.errors import DomainError, InvalidTransition, NotAllowed, WindowClosed
 from orders.models import User
 from orders.rules import Role, author_role, order_role
+from payouts.rules import CHARGEBACK_HOLDS, chargeback_open_for
 
 from .models import OPEN_STATES, RefundCase, State
 
@@ -217,17 +218,22 @@ def refund_actions(*, case: RefundCase, user: User, now: datetime) -> list[dict[
 
 
 OPEN_BESIDE = "open_beside"  # the annotation `refund_open_beside` reads
+CHARGEBACK_OPEN = "chargeback_open"  # the annotation `refund_chargeback_open` reads
 _UNKNOWN = object()
 
 
-def refund_open_beside_annotation() -> dict[str, Subquery]:
-    """`.annotate(**refund_open_beside_annotation())` on a queryset of cases: the state of the
-    other open case on the same order, if any, in the cases' own query (a page of cases asks
-    `refund_dispute_refusal` without a query per case)."""
+def refund_dispute_annotations() -> dict[str, Any]:
+    """`.annotate(**refund_dispute_annotations())` on a queryset of cases: what
+    `refund_dispute_refusal` needs beyond the case's own row, in the cases' own query (a page of
+    cases asks it without a query per case): the state of another open case on the same order,
+    if any, and whether the order's payment is in an open chargeback."""
     beside = RefundCase.objects.filter(
         order_id=OuterRef("order_id"), state__in=OPEN_STATES
     ).exclude(pk=OuterRef("pk"))
-    return {OPEN_BESIDE: Subquery(beside.values("state")[:1])}
+    return {
+        OPEN_BESIDE: Subquery(beside.values("state")[:1]),
+        CHARGEBACK_OPEN: Exists(chargeback_open_for(OuterRef("order_id"))),
+    }
 
 
 def refund_open_beside(*, case: RefundCase) -> str | None:
@@ -242,10 +248,20 @@ def refund_open_beside(*, case: RefundCase) -> str | None:
     return cast(str | None, known)
 
 
+def refund_chargeback_open(*, case: RefundCase) -> bool:
+    """Whether the case's order is in an open chargeback (docs/rules.md, Chargebacks): read
+    from the selectors' annotation, else asked once and kept on the case."""
+    known = getattr(case, CHARGEBACK_OPEN, _UNKNOWN)
+    if known is _UNKNOWN:
+        known = chargeback_open_for(case.order_id).exists()
+        setattr(case, CHARGEBACK_OPEN, known)
+    return bool(known)
+
+
 def refund_dispute_refusal(*, case: RefundCase, user: User, now: datetime) -> DomainError | None:
     """Only the buyer disputes, only a case closed as rejected, withdrawn, expired or with a
     declined offer, only until its `dispute_by`, and only while no other case on the order is
-    open (a newer request, or a dispute on another case)."""
+    open (a newer request, or a dispute on another case) and no chargeback holds the order."""
     if case.order.buyer_id != user.pk:
         return NotAllowed("Only the buyer of this order can open a dispute.")
     if not can_proceed(case.escalate):  # closed, for one of the reasons its condition names
@@ -267,4 +283,7 @@ def refund_dispute_refusal(*, case: RefundCase, user: User, now: datetime) -> Do
             "A newer refund request on this order is open; this case can be disputed once "
             f"that request is finished or withdrawn, until {until}."
         )
+    if refund_chargeback_open(case=case):
+        # The bank is already deciding about the same money (docs/rules.md, Chargebacks).
+        return InvalidTransition(CHARGEBACK_HOLDS)
     return None

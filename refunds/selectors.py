@@ -21,7 +21,7 @@ from kernel import windows
 from orders.models import Event, Message, Order, User
 
 from .models import OPEN_STATES, Evidence, Reason, RefundCase, RefundItem
-from .rules import refund_open_beside_annotation
+from .rules import refund_dispute_annotations
 from .services import refund_window
 
 
@@ -38,7 +38,7 @@ def _cases_for(user: Any) -> QuerySet[RefundCase]:
     if not getattr(user, "is_authenticated", False):
         return RefundCase.objects.none()
     qs = RefundCase.objects.select_related("order", "order__shop", "order__buyer").annotate(
-        **refund_open_beside_annotation()
+        **refund_dispute_annotations()
     )
     visible = _visible_to(user)
     return qs if visible is None else qs.filter(visible)

@@ -66,8 +66,8 @@ from refunds.rules import (
     ACTION_OF_NAME,
     refund_actions,
     refund_cancel_holds_of,
+    refund_dispute_annotations,
     refund_dispute_refusal,
-    refund_open_beside_annotation,
     refund_party_refusal,
     refund_role,
 )
@@ -213,7 +213,7 @@ def _order_page(
     cases = list(
         RefundCase.objects.filter(order=order)
         .select_related("dispute")
-        .annotate(**refund_open_beside_annotation())
+        .annotate(**refund_dispute_annotations())
         .order_by("-created_at", "-id")
     )
     now = timezone.now()

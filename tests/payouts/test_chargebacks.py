@@ -486,3 +486,18 @@ def test_a_chargeback_opened_first_stops_the_payout_before_any_request(stripe_se
     # then neither reached Stripe
     assert results == ["held", "held"]
     assert stripe_server.requests == []
+
+
+def test_the_dispute_is_not_offered_while_a_chargeback_is_open(api, buyer, seller):
+    # given a rejected case the buyer could dispute
+    case = rejected_case(buyer=buyer, seller=seller)
+    detail = f"/api/v1/refunds/{case.public_id}/"
+    assert [a["action"] for a in api(buyer).get(detail).json()["actions"]] == ["open-dispute"]
+
+    # when the buyer's bank opens a chargeback on the order
+    chargeback_opened(dispute=stripe_dispute(case.order), at=timezone.now())
+
+    # then the API no longer offers the dispute (the one rule the service asks, too)
+    assert api(buyer).get(detail).json()["actions"] == []
+    listed = api(buyer).get("/api/v1/refunds/").json()["results"]
+    assert [c["actions"] for c in listed if c["id"] == str(case.public_id)] == [[]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Q
 
 from kernel import windows
 from kernel.sweeps import Sweep, run_sweep
@@ -39,6 +40,9 @@ def payout_overdue_sweep() -> Sweep:
         deadline="created_at",
         lead=-hard,
         flag="overdue_alerted_at",
+        # A payout a chargeback holds is unpaid on purpose until the bank decides (docs/rules.md,
+        # Chargebacks): no "we are on it" to the buyer. Released, it is judged as any other.
+        extra_filter=Q(held_at__isnull=True),
         event_kind="payout.overdue",
         event=_event,
         reads=PAYOUT_OVERDUE_READS,

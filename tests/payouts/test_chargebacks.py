@@ -25,6 +25,7 @@ from payouts import gateway
 from payouts import services as payout_services
 from payouts.chargebacks import chargeback_closed, chargeback_opened
 from payouts.models import Chargeback, ChargebackStatus, Payout, PayoutStatus
+from payouts.sweeps import payouts_overdue_alert
 from refunds.models import ClosedReason, RefundCase, State
 from refunds.services import refund_accept
 from tests.conftest import requires_postgres
@@ -501,3 +502,20 @@ def test_the_dispute_is_not_offered_while_a_chargeback_is_open(api, buyer, selle
     assert api(buyer).get(detail).json()["actions"] == []
     listed = api(buyer).get("/api/v1/refunds/").json()["results"]
     assert [c["actions"] for c in listed if c["id"] == str(case.public_id)] == [[]]
+
+
+def test_a_held_payout_raises_no_overdue_alert_until_it_is_released(db, stripe_server):
+    # given a payout held by a chargeback, past its 48-hour payout deadline
+    order = stripe_order()
+    payout = make_payout(order)
+    dispute = stripe_dispute(order)
+    chargeback_opened(dispute=dispute, at=timezone.now())
+    late = timezone.now() + timedelta(hours=48, seconds=1)
+
+    # when the overdue sweep runs, then it leaves the held payout alone
+    assert payouts_overdue_alert(now=late) == 0
+
+    # and once the chargeback is won and the payout still unpaid, it is judged as any other
+    chargeback_closed(dispute={**dispute, "status": "won"}, at=timezone.now())
+    assert payouts_overdue_alert(now=late) == 1
+    assert Event.objects.filter(kind="payout.overdue").count() == 1

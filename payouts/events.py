@@ -75,8 +75,10 @@ def event_payout_failed(*, payout: Payout, at: datetime) -> Event:
     )
 
 
-def event_payout_key_refused(*, payout: Payout, at: datetime) -> Event:
-    """The gateway refused our API key: every payout waits until staff fix it."""
+def event_payout_key_refused(*, payout: Payout, at: datetime, alert: bool) -> Event:
+    """The gateway refused our API key: every payout waits until staff fix it. Each waiting
+    payout is in the audit trail; `alert` says whether this one emails staff (once an incident,
+    not once a payout)."""
     return event_record(
         order=payout.order,
         kind="payout.key_refused",
@@ -84,7 +86,7 @@ def event_payout_key_refused(*, payout: Payout, at: datetime) -> Event:
         from_state=payout.status,
         to_state=payout.status,
         note=payout.failure_reason,
-        notify=("staff",),
+        notify=("staff",) if alert else (),
         at=at,
         amount=str(payout.amount),
         payout_id=payout.public_id,

@@ -27,7 +27,7 @@ from kernel.errors import (
 from kernel.money import format_money
 from kernel.text import text_refusal
 from orders import rules
-from orders.models import Order, PaymentMethod, User
+from orders.models import Event, Order, PaymentMethod, User
 from orders.services import order_lock
 
 from . import events, hooks
@@ -387,7 +387,15 @@ def _payout_wait_for_key(payout_id: int, reason: str, now: datetime) -> str:
         claimed_until=None, failure_reason=reason[:300], next_attempt_at=now + PAYOUT_KEY_WAIT
     )
     payout.failure_reason = reason[:300]
-    events.event_payout_key_refused(payout=payout, at=now)
+    # One refused key stops every payout: staff hear of it once an hour, not once a payout (a
+    # thousand waiting payouts would be a thousand emails). Two workers refused at the same
+    # instant may both alert; that is the worst case.
+    alerted = Event.objects.filter(
+        kind="payout.key_refused",
+        created_at__gt=now - PAYOUT_KEY_WAIT,
+        payload__notify__has_key="staff",
+    ).exists()
+    events.event_payout_key_refused(payout=payout, at=now, alert=not alerted)
     return "unauthorized"
 
 

@@ -507,7 +507,7 @@ def test_the_dispute_is_not_offered_while_a_chargeback_is_open(api, buyer, selle
 def test_a_held_payout_raises_no_overdue_alert_until_it_is_released(db, stripe_server):
     # given a payout held by a chargeback, past its 48-hour payout deadline
     order = stripe_order()
-    payout = make_payout(order)
+    make_payout(order)
     dispute = stripe_dispute(order)
     chargeback_opened(dispute=dispute, at=timezone.now())
     late = timezone.now() + timedelta(hours=48, seconds=1)

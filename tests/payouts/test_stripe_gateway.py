@@ -279,3 +279,27 @@ def test_a_refused_key_alerts_staff_and_the_payout_waits(db, stripe_server, sett
     outcome, payout = attempt(payout)
     assert outcome == "succeeded"
     assert len(stripe_server.ledger) == 1
+
+
+def test_a_refused_key_alerts_staff_once_an_hour_not_once_a_payout(db, stripe_server, settings):
+    # given a key Stripe refuses, and three payouts waiting to be sent
+    settings.STRIPE_SECRET_KEY = "sk_test_" + "revoked" * 4
+    payouts = [make_payout(stripe_order(), key=f"refund:case-{n}") for n in range(3)]
+    start = timezone.now()
+
+    # when each is tried within the hour
+    for n, payout in enumerate(payouts):
+        payout_services.payout_attempt(payout_id=payout.pk, now=start + timedelta(minutes=n))
+
+    # then each is in the audit trail, and staff got one email
+    assert Event.objects.filter(kind="payout.key_refused").count() == 3
+    notifications_dispatch()
+    alerts = [m for m in mail.outbox if "API key" in m.subject]
+    assert len({m.subject for m in alerts}) == 1
+    first = len(alerts)
+
+    # and when the key is still refused after the hour, staff are told again
+    later = start + payout_services.PAYOUT_KEY_WAIT + timedelta(minutes=1)
+    payout_services.payout_attempt(payout_id=payouts[0].pk, now=later)
+    notifications_dispatch()
+    assert len([m for m in mail.outbox if "API key" in m.subject]) == 2 * first

@@ -38,6 +38,11 @@ EVENT_WORDS = {
     "payout.retried": "Payment retried",
     "payout.awaiting_staff": "Payment to be sent by staff (this payment method is refunded by "
     "hand)",
+    "payout.overdue": "The payment is late; staff are on it",
+    "payout.reversed": "The card issuer returned the refund; staff will pay it another way",
+    "payout.cancelled": "Payment cancelled",
+    "refund.closed_by_chargeback": "Closed: the bank decided the chargeback",
+    "dispute.closed_by_chargeback": "Closed: the bank decided the chargeback",
     "evidence.added": "File added",
     "reminder.seller_response": "Reminder sent to the seller",
     "reminder.return_shipping": "Reminder sent to the buyer",

@@ -7,18 +7,25 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
 from django.test import Client
+from django.utils import timezone
 
 from orders import services
 from orders.models import Order
+from payouts import gateway
 from payouts import services as payout_services
 from payouts.models import Payout
+from refunds.models import RefundCase
+from refunds.services import refund_accept
 from tests.orders.factories import OrderFactory
+from tests.payouts.stripe_openapi import example, validate_dispute
 from tests.payouts.stripe_server import signature_header
+from tests.refunds.factories import file_refund
 
 STRIPE_KEY = "sk_test_" + "local0server" * 2
 WEBHOOK_SECRET = "whsec_" + "local0webhook0secret"
@@ -63,3 +70,39 @@ def deliver(
         content_type="application/json",
         HTTP_STRIPE_SIGNATURE=signature_header(payload, secret, signed_at),
     )
+
+
+def stripe_dispute(order: Order, **fields: Any) -> dict[str, Any]:
+    """A Dispute object as Stripe sends it in `charge.dispute.*` events."""
+    reference = order.payment_reference
+    dispute = {
+        **example("dispute"),
+        "id": "dp_1Q2w3E4r5T6y",
+        "object": "dispute",
+        "amount": gateway.stripe_amount(order.total, order.currency),
+        "currency": order.currency.lower(),
+        "charge": reference if reference.startswith("ch_") else "ch_3Zz9",
+        "payment_intent": reference if reference.startswith("pi_") else None,
+        "reason": "fraudulent",
+        "status": "needs_response",
+        "created": int(timezone.now().timestamp()),
+        **fields,
+    }
+    # Shaped as Stripe's own schema says, so the tests cannot agree with a wrong guess.
+    validate_dispute(dispute)
+    return dispute
+
+
+def paid_order(buyer, seller, reference: str = "pi_3Ab") -> Order:  # type: ignore[no-untyped-def]
+    return OrderFactory(
+        buyer=buyer,
+        shop=seller.shops.get(),
+        payment_reference=reference,
+        placed_at=timezone.now() - timedelta(days=1),
+    )
+
+
+def pending_refund_case(order: Order) -> RefundCase:
+    """A case accepted by the seller: refund_pending, its payout reserved and not yet sent."""
+    case = file_refund(order, now=timezone.now() - timedelta(minutes=5))
+    return refund_accept(case=case, actor=order.shop.owner)

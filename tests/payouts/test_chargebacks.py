@@ -10,7 +10,6 @@ import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from django.core import mail
@@ -26,51 +25,19 @@ from payouts import services as payout_services
 from payouts.chargebacks import chargeback_closed, chargeback_opened
 from payouts.models import Chargeback, ChargebackStatus, Payout, PayoutStatus
 from payouts.sweeps import payouts_overdue_alert
-from refunds.models import ClosedReason, RefundCase, State
-from refunds.services import refund_accept
+from refunds.models import ClosedReason, State
 from tests.conftest import requires_postgres
 from tests.disputes.factories import dispute_for, open_dispute, rejected_case
 from tests.orders.factories import OrderFactory
-from tests.payouts.helpers import attempt, make_payout, stripe_order
-from tests.payouts.stripe_openapi import example, validate_dispute
+from tests.payouts.helpers import (
+    attempt,
+    make_payout,
+    paid_order,
+    pending_refund_case,
+    stripe_dispute,
+    stripe_order,
+)
 from tests.refunds.factories import file_refund
-
-
-def stripe_dispute(order: Order, **fields: Any) -> dict[str, Any]:
-    """A Dispute object as Stripe sends it in `charge.dispute.*` events."""
-    reference = order.payment_reference
-    dispute = {
-        **example("dispute"),
-        "id": "dp_1Q2w3E4r5T6y",
-        "object": "dispute",
-        "amount": gateway.stripe_amount(order.total, order.currency),
-        "currency": order.currency.lower(),
-        "charge": reference if reference.startswith("ch_") else "ch_3Zz9",
-        "payment_intent": reference if reference.startswith("pi_") else None,
-        "reason": "fraudulent",
-        "status": "needs_response",
-        "created": int(timezone.now().timestamp()),
-        **fields,
-    }
-    # Shaped as Stripe's own schema says, so the tests cannot agree with a wrong guess.
-    validate_dispute(dispute)
-    return dispute
-
-
-def paid_order(buyer, seller, reference: str = "pi_3Ab") -> Order:  # type: ignore[no-untyped-def]
-    return OrderFactory(
-        buyer=buyer,
-        shop=seller.shops.get(),
-        payment_reference=reference,
-        placed_at=timezone.now() - timedelta(days=1),
-    )
-
-
-def pending_refund_case(order: Order) -> RefundCase:
-    """A case accepted by the seller: refund_pending, its payout reserved and not yet sent."""
-    case = file_refund(order, now=timezone.now() - timedelta(minutes=5))
-    return refund_accept(case=case, actor=order.shop.owner)
-
 
 # --- Stripe's amounts back to ours ---------------------------------------------------------------
 

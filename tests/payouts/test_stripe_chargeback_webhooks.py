@@ -12,9 +12,16 @@ from kernel.errors import InvalidTransition
 from payouts import services as payout_services
 from payouts.models import Chargeback, ChargebackStatus, Payout, PayoutStatus, StripeEvent
 from refunds.models import ClosedReason, State
-from tests.payouts.helpers import attempt, deliver, make_payout, stripe_order
+from tests.payouts.helpers import (
+    attempt,
+    deliver,
+    make_payout,
+    paid_order,
+    pending_refund_case,
+    stripe_dispute,
+    stripe_order,
+)
 from tests.payouts.stripe_server import StripeServer
-from tests.payouts.test_chargebacks import paid_order, pending_refund_case, stripe_dispute
 
 
 def test_a_dispute_created_event_holds_the_payout_and_its_redelivery_does_nothing(db, stripe):

@@ -327,3 +327,23 @@ def test_a_retry_while_the_first_runs_is_refused(api, buyer, order, monkeypatch)
     replay = post(api(buyer), messages_url(case), {"body": "Hi"}, key="k")
     assert replay.content == answers["first"].content
     assert Message.objects.filter(body="Hi").count() == 1
+
+
+def test_a_request_that_lost_its_claim_commits_nothing(api, buyer, order, monkeypatch):
+    # given a request that outlives its claim: a retry takes the key over while it runs
+    case = file_refund(order, amount="20.00")
+    post_message = services.refund_message_post
+
+    def overtaken(**kwargs):
+        message = post_message(**kwargs)
+        IdempotencyKey.objects.update(locked_until=timezone.now() + timedelta(minutes=5))
+        return message
+
+    monkeypatch.setattr(services, "refund_message_post", overtaken)
+
+    answer = post(api(buyer), messages_url(case), {"body": "Hi"}, key="k")
+
+    # then its writes are rolled back and it says the key is another request's now
+    assert answer.status_code == 409
+    assert answer.json()["error"]["code"] == "idempotency_key_in_use"
+    assert not Message.objects.filter(body="Hi").exists()

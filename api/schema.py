@@ -23,6 +23,26 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 EVERY_OPERATION = (400, 401, 403, 404, 406)
 # Operations that read a body: one too large (413) or of a media type the view does not parse (415).
 WITH_BODY = (413, 415)
+# Every POST under /api/v1/ takes an Idempotency-Key (docs/api.md, Idempotency): 409 while the
+# key's first request runs, 422 when the key came with another request.
+WITH_IDEMPOTENCY_KEY = (409, 422)
+
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Optional. A retry with the same key and the same request within 24 hours is answered "
+        "with the first answer (status, body, `Location`) and has no second effect; it carries "
+        "`Idempotent-Replayed: true`. Keys are per account (docs/api.md, Idempotency)."
+    ),
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]+$",
+    },
+}
 
 URI_TOO_LONG = OpenApiResponse(
     description=(
@@ -40,7 +60,15 @@ class ApiAutoSchema(AutoSchema):
             # `PostRateThrottle` counts writes only (docs/api.md, Throttles).
             if getattr(self.view, "throttle_classes", None):
                 statuses.append(429)
+        if self.method == "POST":
+            statuses.extend(WITH_IDEMPOTENCY_KEY)
         return statuses
+
+    def _get_parameters(self) -> Any:
+        parameters = super()._get_parameters()
+        if self.method == "POST":
+            parameters.append(dict(IDEMPOTENCY_KEY_PARAMETER))
+        return parameters
 
     def _get_response_bodies(self, direction: Any = "response") -> Any:
         # Below `extend_schema`, which overrides `get_response_serializers` with what the view
@@ -64,6 +92,15 @@ class ApiAutoSchema(AutoSchema):
                     "schema": {"type": "string", "example": "Token"},
                     "description": "The scheme to authenticate with.",
                     "required": True,
+                },
+            )
+        if str(status_code) in ("200", "201") and self.method == "POST":
+            headers.setdefault(
+                "Idempotent-Replayed",
+                {
+                    "schema": {"type": "string", "enum": ["true"]},
+                    "description": "Present on an answer replayed for a repeated Idempotency-Key.",
+                    "required": False,
                 },
             )
         if str(status_code) == "429":

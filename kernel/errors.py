@@ -47,3 +47,13 @@ class Duplicate(DomainError):
 class NotAllowed(DomainError):
     code = "permission_denied"
     status_code = 403
+
+
+class IdempotencyKeyInUse(DomainError):
+    code = "idempotency_key_in_use"
+    status_code = 409
+
+
+class IdempotencyKeyReused(DomainError):
+    code = "idempotency_key_reused"
+    status_code = 422

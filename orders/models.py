@@ -351,3 +351,34 @@ class ApiToken(models.Model):
 
     def is_usable(self, now: datetime) -> bool:
         return self.revoked_at is None and self.expires_at > now
+
+
+class IdempotencyKey(models.Model):
+    """One `Idempotency-Key` an account sent with a POST under /api/v1/ (docs/api.md,
+    Idempotency; docs/architecture.md, Idempotent writes).
+
+    While its first request runs, `locked_until` holds the claim (a crash leaves it to expire);
+    once that request is answered, the answer is kept here for 24 h and replayed to a retry with
+    the same `fingerprint` (a hash of method, path and canonical body)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="idempotency_keys")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Set while the first request runs; null once its answer is stored.
+    locked_until = models.DateTimeField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=255, blank=True)
+    # The answer's headers a client reads (`Location` of a 201), as given.
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.BinaryField(default=b"", blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_per_user"),
+        ]
+        # The hourly cleanup deletes by age.
+        indexes = [models.Index(fields=["created_at"], name="idempotency_key_created")]
+
+    def __str__(self) -> str:
+        return f"{self.key} of user {self.user_id}"

@@ -24,6 +24,8 @@ from django.utils import timezone
 from kernel import windows
 from kernel.errors import (
     Duplicate,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
     InvalidTransition,
     NotAllowed,
     ValidationFailed,
@@ -34,6 +36,7 @@ from . import events, rules
 from .models import (
     ApiScope,
     ApiToken,
+    IdempotencyKey,
     Message,
     Order,
     OrderItem,
@@ -255,6 +258,113 @@ def message_post_on_order(
         order=order, actor=author, notify_role=other, case_id=case_id, excerpt=body
     )
     return message
+
+
+# --- idempotency keys (docs/api.md, Idempotency) -------------------------------------------------
+
+# How long an answer is replayed for its key; after that the key is new again.
+IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
+# How long a running request holds its key. Longer than any request may run (gunicorn kills a
+# worker after 30 s), so only a crashed request's claim ever expires, and a retry then runs the
+# request again (docs/architecture.md, Idempotent writes).
+IDEMPOTENCY_CLAIM = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """A key held by the request that runs now; `until` tells this claim from a later one."""
+
+    key_id: int
+    until: datetime
+
+
+def idempotency_key_claim(
+    *, user: User, key: str, fingerprint: str, now: datetime
+) -> IdempotencyClaim | IdempotencyKey:
+    """Hold `key` of `user` for a request with `fingerprint`, or return the answer to replay.
+
+    Raises `IdempotencyKeyReused` when the key came with another request, `IdempotencyKeyInUse`
+    while the key's first request still runs. Commits on its own, before the request runs, so a
+    concurrent request with the key sees the claim."""
+    until = now + IDEMPOTENCY_CLAIM
+    for _ in range(3):  # the row may be deleted (released, expired) between insert and read
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    row = IdempotencyKey.objects.create(
+                        user=user,
+                        key=key,
+                        fingerprint=fingerprint,
+                        created_at=now,
+                        locked_until=until,
+                    )
+                return IdempotencyClaim(key_id=row.pk, until=until)
+            except IntegrityError:
+                pass  # the key is known: a concurrent insert waited for its commit
+            found = IdempotencyKey.objects.select_for_update().filter(user=user, key=key).first()
+            if found is None:
+                continue
+            if found.created_at <= now - IDEMPOTENCY_KEY_LIFETIME:
+                # Older than its lifetime and not yet cleaned up: a new key.
+                found.fingerprint, found.created_at, found.locked_until = fingerprint, now, until
+                found.status_code, found.content_type, found.headers, found.body = None, "", {}, b""
+                found.save()
+                return IdempotencyClaim(key_id=found.pk, until=until)
+            if found.fingerprint != fingerprint:
+                raise IdempotencyKeyReused(
+                    "This Idempotency-Key was used with another request (method, path or body) "
+                    "in the last 24 hours; send a new key for a new request."
+                )
+            if found.status_code is not None:
+                return found
+            if found.locked_until is not None and found.locked_until > now:
+                raise IdempotencyKeyInUse(
+                    "A request with this Idempotency-Key is still running; retry once it is "
+                    "answered."
+                )
+            # Its request crashed before answering: nothing of it committed, so it runs again.
+            found.locked_until = until
+            found.save(update_fields=["locked_until"])
+            return IdempotencyClaim(key_id=found.pk, until=until)
+    raise IdempotencyKeyInUse("This Idempotency-Key is changing hands; retry.")
+
+
+def idempotency_key_store(
+    *,
+    claim: IdempotencyClaim,
+    status_code: int,
+    content_type: str,
+    headers: dict[str, str],
+    body: bytes,
+) -> bool:
+    """Keep the answer of the claim's request; called inside the request's own transaction so the
+    answer commits with its writes. False when the claim was lost (it outlived
+    IDEMPOTENCY_CLAIM and a retry took the key): the caller rolls its writes back."""
+    stored = IdempotencyKey.objects.filter(pk=claim.key_id, locked_until=claim.until).update(
+        locked_until=None,
+        status_code=status_code,
+        content_type=content_type,
+        headers=headers,
+        body=body,
+    )
+    return stored == 1
+
+
+def idempotency_key_release(*, claim: IdempotencyClaim) -> None:
+    """Free the key of a request whose answer is not kept: a retry runs it afresh."""
+    IdempotencyKey.objects.filter(pk=claim.key_id, locked_until=claim.until).delete()
+
+
+def idempotency_keys_expire(*, now: datetime, batch_size: int | None = None) -> int:
+    """Delete keys older than IDEMPOTENCY_KEY_LIFETIME (the hourly beat task), in batches; a key
+    whose request still runs is left to finish."""
+    cutoff = now - IDEMPOTENCY_KEY_LIFETIME
+    size = batch_size or settings.SWEEP_BATCH_SIZE
+    due = IdempotencyKey.objects.filter(created_at__lte=cutoff).exclude(locked_until__gt=now)
+    deleted = 0
+    while ids := list(due.values_list("pk", flat=True)[:size]):
+        deleted += due.filter(pk__in=ids).delete()[0]
+    return deleted
 
 
 # --- API tokens (docs/api.md, Authentication) ---------------------------------------------------

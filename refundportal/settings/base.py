@@ -188,6 +188,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.middleware.ViewerTimeZoneMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Last: it runs an API POST with an Idempotency-Key inside one transaction with its stored
+    # answer, after every other check (docs/architecture.md, Idempotent writes).
+    "api.idempotency.IdempotencyMiddleware",
 ]
 
 ROOT_URLCONF = "refundportal.urls"
@@ -412,6 +415,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
     },
     "redispatch-payouts": {"task": "payouts.tasks.payouts_redispatch", "schedule": 120.0},
+    "expire-idempotency-keys": {"task": "orders.tasks.idempotency_keys_expire", "schedule": 3600.0},
     "clean-refund-drafts": {"task": "refunds.tasks.refund_drafts_cleanup", "schedule": 3600.0},
 }
 

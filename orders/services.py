@@ -66,12 +66,23 @@ def shop_for_seller(*, seller: User) -> Shop:
     from django.utils.text import slugify
 
     base = slugify(seller.name or seller.email.split("@")[0]) or "shop"
-    slug = base
-    n = 1
-    while Shop.objects.filter(slug=slug).exists():
-        n += 1
-        slug = f"{base}-{n}"
-    return Shop.objects.create(owner=seller, slug=slug, name=seller.name or slug)
+    for _attempt in range(SHOP_SLUG_ATTEMPTS):
+        slug = base
+        n = 1
+        while Shop.objects.filter(slug=slug).exists():
+            n += 1
+            slug = f"{base}-{n}"
+        try:
+            # Two ingests of sellers with one name can pick the same free slug at once.
+            with transaction.atomic():
+                return Shop.objects.create(owner=seller, slug=slug, name=seller.name or slug)
+        except IntegrityError:
+            continue
+    raise Duplicate(f"No free shop address for {seller.email}; try again.")
+
+
+# Tries at a free slug before giving up (only ever met by concurrent ingests of one name).
+SHOP_SLUG_ATTEMPTS = 5
 
 
 def shop_set_return_policy(*, shop: Shop, return_policy: timedelta, actor: User) -> Shop:
@@ -167,24 +178,27 @@ def _shops_for_sellers(sellers: list[User]) -> dict[int, Shop]:
     wanted = Q()
     for base in set(bases.values()):
         wanted |= Q(slug=base) | Q(slug__startswith=f"{base}-")
-    taken = set(Shop.objects.filter(wanted).values_list("slug", flat=True))
-    new = []
-    for seller in bare:
-        base = slug = bases[seller.pk]
-        n = 1
-        while slug in taken:
-            n += 1
-            slug = f"{base}-{n}"
-        taken.add(slug)
-        new.append(Shop(owner=seller, slug=slug, name=seller.name or slug))
-    try:
-        with transaction.atomic():
-            Shop.objects.bulk_create(new)
-        shops.update((shop.owner_id, shop) for shop in new)
-    except IntegrityError:
-        # A slug was taken meanwhile: the one-by-one rule reads the slugs again.
+    for _attempt in range(SHOP_SLUG_ATTEMPTS):
+        taken = set(Shop.objects.filter(wanted).values_list("slug", flat=True))
+        new = []
         for seller in bare:
-            shops[seller.pk] = shop_for_seller(seller=seller)
+            base = slug = bases[seller.pk]
+            n = 1
+            while slug in taken:
+                n += 1
+                slug = f"{base}-{n}"
+            taken.add(slug)
+            new.append(Shop(owner=seller, slug=slug, name=seller.name or slug))
+        try:
+            # A concurrent ingest may take one of these slugs first: read them again and retry.
+            with transaction.atomic():
+                Shop.objects.bulk_create(new)
+        except IntegrityError:
+            continue
+        shops.update((shop.owner_id, shop) for shop in new)
+        return shops
+    for seller in bare:
+        shops[seller.pk] = shop_for_seller(seller=seller)
     return shops
 
 

@@ -125,7 +125,13 @@ def _summary(fields: dict[str, list[str]]) -> str:
 
 
 def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data)
+    return validated_data(serializer_class, request.data)
+
+
+def validated_data(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    """`validated` for one item of a batch body: the same `ValidationFailed`, fields and message
+    as the single endpoint's (docs/api.md, Batch ingest)."""
+    serializer = serializer_class(data=data)
     if not serializer.is_valid():
         fields = _flat_errors(serializer.errors)
         raise ValidationFailed(_summary(fields) or "Invalid input.", fields=fields)

@@ -14,10 +14,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import django_filters
+from django.conf import settings
 from django.db.models import QuerySet
+from django.http import Http404
 from django.urls import path, reverse
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from django.utils.functional import classproperty
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
@@ -25,6 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.errors import envelope
 from api.filters import StrictFilterForm
 from api.permissions import IsStaffOrMarketplace, TokenScope
 from api.throttling import PostRateThrottle
@@ -40,10 +44,11 @@ from api.toolkit import (
     iso_utc,
     serializer_context,
     validated,
+    validated_data,
     viewer,
 )
 from kernel import windows
-from kernel.errors import NotAllowed
+from kernel.errors import DomainError, NotAllowed, ValidationFailed
 from kernel.money import MoneyError, format_amount, is_currency, parse_amount
 
 from . import rules, services
@@ -149,6 +154,35 @@ class OrderDeliverIn(StrictSerializer):
 
 class OrderMessageIn(StrictSerializer):
     body = MultiLineCharField(max_length=5000)
+
+
+BATCH_MAX = services.ORDERS_INGEST_MAX
+
+
+class OrderBatchIn(StrictSerializer):
+    """The body of a batch; each item is judged on its own (`_batch_items`), so one bad item
+    is that item's error, not the batch's."""
+
+    orders = serializers.ListField(
+        child=serializers.JSONField(), allow_empty=False, max_length=BATCH_MAX
+    )
+
+
+class OrderFeedEventIn(StrictSerializer):
+    """One shipping or delivery event of a batch: `shipped` takes what `…/ship/` takes,
+    `delivered` what `…/deliver/` takes, with `at` for their instant."""
+
+    number = serializers.CharField(max_length=64)
+    type = serializers.ChoiceField(choices=[("shipped", "shipped"), ("delivered", "delivered")])
+    carrier = serializers.CharField(max_length=80, required=False)
+    tracking_number = serializers.CharField(max_length=80, required=False)
+    at = AwareDateTimeField(required=False, allow_null=True, default=None)
+
+
+class OrderEventBatchIn(StrictSerializer):
+    events = serializers.ListField(
+        child=serializers.JSONField(), allow_empty=False, max_length=BATCH_MAX
+    )
 
 
 # --- output serializers -------------------------------------------------------------------------
@@ -285,6 +319,34 @@ class OrderMessageOut(serializers.Serializer):
         return "buyer" if message.author_id == self.context["order"].buyer_id else "seller"
 
 
+# Inline: a serializer class cannot declare a field named `fields`.
+BatchErrorOut = inline_serializer(
+    name="BatchErrorOut",
+    fields={
+        "code": serializers.CharField(),
+        "message": serializers.CharField(),
+        "fields": serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()), required=False
+        ),
+    },
+    required=False,
+    help_text="The error envelope's inner object.",
+)
+
+
+class BatchResultOut(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The item's place in the request, from 0.")
+    status = serializers.IntegerField(
+        help_text="What the single endpoint would have answered for this item alone."
+    )
+    number = serializers.CharField(required=False, help_text="The order's number, on success.")
+    error = BatchErrorOut
+
+
+class BatchOut(serializers.Serializer):
+    results = BatchResultOut(many=True)
+
+
 # --- views --------------------------------------------------------------------------------------
 
 
@@ -360,23 +422,9 @@ class OrderListCreateApi(GenericAPIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(OrderIngestIn, request)
-        order = services.order_ingest(
-            number=data["number"],
-            buyer_email=data["buyer"]["email"],
-            buyer_name=data["buyer"]["name"],
-            seller_email=data["seller"]["email"],
-            seller_name=data["seller"]["name"],
-            currency=data["currency"],
-            total=data["total"],
-            payment_method=data["payment_method"],
-            payment_reference=data["payment_reference"],
-            card_brand=data["card_brand"],
-            card_last4=data["card_last4"],
-            placed_at=data["placed_at"],
-            deliver_by=data["deliver_by"],
-            items=[services.ItemIn(**item) for item in data["items"]],
-            actor=viewer(request),
-        )
+        (order,) = services.orders_ingest(rows=[_order_row(data)], actor=viewer(request))
+        if isinstance(order, DomainError):
+            raise order
         location = reverse("api:order-detail", kwargs={"number": order.number})
         return Response(
             _order_out(request, order.number),
@@ -471,8 +519,163 @@ class OrderMessagesApi(GenericAPIView):
         )
 
 
+# --- batch ingest (docs/api.md, Batch ingest) ----------------------------------------------------
+
+
+def _order_row(data: Mapping[str, Any]) -> services.OrderRow:
+    return services.OrderRow(
+        number=data["number"],
+        buyer_email=data["buyer"]["email"],
+        buyer_name=data["buyer"]["name"],
+        seller_email=data["seller"]["email"],
+        seller_name=data["seller"]["name"],
+        currency=data["currency"],
+        total=data["total"],
+        payment_method=data["payment_method"],
+        payment_reference=data["payment_reference"],
+        card_brand=data["card_brand"],
+        card_last4=data["card_last4"],
+        placed_at=data["placed_at"],
+        deliver_by=data["deliver_by"],
+        items=[services.ItemIn(**item) for item in data["items"]],
+    )
+
+
+def _item_error(index: int, exc: DomainError) -> dict[str, Any]:
+    error = envelope(exc.code, exc.message, exc.fields)
+    return {"index": index, "status": exc.status_code, **error}
+
+
+class BatchApi(APIView):
+    parser_classes = [ExactJSONParser]
+    permission_classes = [IsAuthenticated, TokenScope, IsStaffOrMarketplace]
+    token_scope = ApiScope.MARKETPLACE
+
+    # 500 orders are larger than one request's body; read at call time so a test can lower it.
+    @classproperty
+    def max_body_bytes(cls) -> int:
+        return int(settings.API_MAX_BATCH_BODY_BYTES)
+
+
+class OrderBatchApi(BatchApi):
+    @extend_schema(
+        operation_id="orders_ingest_batch",
+        tags=["orders"],
+        request=inline_serializer(
+            name="OrderBatchIn",
+            fields={
+                "orders": OrderIngestIn(many=True, max_length=BATCH_MAX)  # type: ignore[call-arg]
+            },
+        ),
+        responses={200: BatchOut, **error_responses(400, 401, 403, 413)},
+        summary=f"Push up to {BATCH_MAX} orders at once (staff or marketplace token)",
+        description="Each order as `POST /api/v1/orders/` takes it. The answer is 200 with one "
+        "result per order, in order: `status` and `error` are what the single endpoint would have "
+        "answered for it alone (201 with `number`, or 400/409 with the error envelope's inner "
+        "object). A bad order never blocks the others; the same number twice: the second is 409. "
+        f'More than {BATCH_MAX} orders, or a body that is not `{{"orders": [...]}}`: 400.',
+    )
+    def post(self, request: Request) -> Response:
+        items = validated(OrderBatchIn, request)["orders"]
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        rows: list[services.OrderRow] = []
+        places: list[int] = []
+        for index, item in enumerate(items):
+            try:
+                rows.append(_order_row(validated_data(OrderIngestIn, item)))
+                places.append(index)
+            except DomainError as exc:
+                results[index] = _item_error(index, exc)
+        outcomes = services.orders_ingest(rows=rows, actor=viewer(request)) if rows else []
+        for index, outcome in zip(places, outcomes, strict=True):
+            if isinstance(outcome, DomainError):
+                results[index] = _item_error(index, outcome)
+            else:
+                results[index] = {"index": index, "status": 201, "number": outcome.number}
+        return Response({"results": results})
+
+
+_FEED_FIELD = {"shipped_at": "at", "delivered_at": "at"}
+
+
+def _feed_error(index: int, exc: DomainError) -> dict[str, Any]:
+    """The single endpoint's error, its field named as the batch item names it (`at`)."""
+    if exc.fields:
+        exc = type(exc)(
+            exc.message,
+            fields={_FEED_FIELD.get(name, name): msgs for name, msgs in exc.fields.items()},
+            code=exc.code,
+        )
+    return _item_error(index, exc)
+
+
+def _feed_one(request: Request, item: Any) -> Order:
+    """One event of the batch through the single endpoints' path: the same input serializer,
+    selector and service as `…/ship/` or `…/deliver/`."""
+    data = validated_data(OrderFeedEventIn, item)
+    actor = viewer(request)
+    if data["type"] == "shipped":
+        shipped = validated_data(
+            OrderShipIn,
+            {
+                **{k: data[k] for k in ("carrier", "tracking_number") if k in data},
+                "shipped_at": item.get("at"),
+            },
+        )
+        order = _order_detail(request, data["number"])
+        return services.order_ship(order=order, actor=actor, **shipped)
+    extra = sorted(k for k in ("carrier", "tracking_number") if k in data)
+    if extra:
+        raise ValidationFailed(
+            f"{extra[0]}: Only a shipped event has it.",
+            fields={name: ["Only a shipped event has it."] for name in extra},
+        )
+    delivered = validated_data(OrderDeliverIn, {"delivered_at": item.get("at")})
+    order = _order_detail(request, data["number"])
+    return services.order_deliver(order=order, actor=actor, **delivered)
+
+
+class OrderEventBatchApi(BatchApi):
+    @extend_schema(
+        operation_id="orders_events_batch",
+        tags=["orders"],
+        request=inline_serializer(
+            name="OrderEventBatchIn",
+            fields={
+                "events": OrderFeedEventIn(many=True, max_length=BATCH_MAX)  # type: ignore[call-arg]
+            },
+        ),
+        responses={200: BatchOut, **error_responses(400, 401, 403, 413)},
+        summary=f"Push up to {BATCH_MAX} shipping and delivery events at once",
+        description="`shipped` takes `carrier` and `tracking_number` as `…/ship/` does, "
+        "`delivered` neither; `at` is their instant (default now). Applied in order, each as its "
+        "single endpoint would (200 with `number`, or its 400/404/409 error); one order may be "
+        "shipped and delivered in one batch.",
+    )
+    def post(self, request: Request) -> Response:
+        items = validated(OrderEventBatchIn, request)["events"]
+        results: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            # Each event commits on its own, as its single endpoint does: no batch holds the
+            # locks of 500 orders (docs/architecture.md, Batch ingest).
+            try:
+                order = _feed_one(request, item)
+            except DomainError as exc:
+                results.append(_feed_error(index, exc))
+            except Http404:
+                results.append(
+                    {"index": index, "status": 404, **envelope("not_found", "No such order.")}
+                )
+            else:
+                results.append({"index": index, "status": 200, "number": order.number})
+        return Response({"results": results})
+
+
 urlpatterns = [
     path("orders/", OrderListCreateApi.as_view(), name="order-list"),
+    # Before orders/<number>/…: "batch" and "events" are not order numbers here.
+    path("orders/batch/", OrderBatchApi.as_view(), name="order-batch"),
+    path("orders/events/batch/", OrderEventBatchApi.as_view(), name="order-event-batch"),
     path("orders/<str:number>/", OrderDetailApi.as_view(), name="order-detail"),
     path("orders/<str:number>/ship/", OrderShipApi.as_view(), name="order-ship"),
     path("orders/<str:number>/deliver/", OrderDeliverApi.as_view(), name="order-deliver"),

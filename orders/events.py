@@ -130,8 +130,22 @@ def events_written_on_commit() -> None:
     transaction.on_commit(_announce_events_written, robust=True)
 
 
+def events_save(events: list[Event]) -> list[Event]:
+    """Events built by the event functions, written in one statement (a batch ingest or a
+    sweep), announced once like `event_save`."""
+    if events:
+        Event.objects.bulk_create(events, batch_size=2000)
+        events_written_on_commit()
+    return events
+
+
+def order_received_event(*, order: Order, actor: User | None) -> Event:
+    """The order's arrival, unsaved: one order saves its own, a batch writes them in bulk."""
+    return event_build(order=order, kind="order.received", actor=actor, to_state=order.status)
+
+
 def event_order_received(*, order: Order, actor: User | None) -> Event:
-    return event_record(order=order, kind="order.received", actor=actor, to_state=order.status)
+    return event_save(order_received_event(order=order, actor=actor))
 
 
 def event_order_shipped(*, order: Order, actor: User | None) -> Event:

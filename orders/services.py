@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from kernel import windows
 from kernel.errors import (
+    DomainError,
     Duplicate,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
@@ -68,12 +69,23 @@ def shop_for_seller(*, seller: User) -> Shop:
     from django.utils.text import slugify
 
     base = slugify(seller.name or seller.email.split("@")[0]) or "shop"
-    slug = base
-    n = 1
-    while Shop.objects.filter(slug=slug).exists():
-        n += 1
-        slug = f"{base}-{n}"
-    return Shop.objects.create(owner=seller, slug=slug, name=seller.name or slug)
+    for _attempt in range(SHOP_SLUG_ATTEMPTS):
+        slug = base
+        n = 1
+        while Shop.objects.filter(slug=slug).exists():
+            n += 1
+            slug = f"{base}-{n}"
+        try:
+            # Two ingests of sellers with one name can pick the same free slug at once.
+            with transaction.atomic():
+                return Shop.objects.create(owner=seller, slug=slug, name=seller.name or slug)
+        except IntegrityError:
+            continue
+    raise Duplicate(f"No free shop address for {seller.email}; try again.")
+
+
+# Tries at a free slug before giving up (only ever met by concurrent ingests of one name).
+SHOP_SLUG_ATTEMPTS = 5
 
 
 def shop_set_return_policy(*, shop: Shop, return_policy: timedelta, actor: User) -> Shop:
@@ -102,7 +114,190 @@ class ItemIn:
     unit_price: Decimal
 
 
+@dataclass(frozen=True)
+class OrderRow:
+    """One order as the marketplace sends it, validated by the API's input serializer."""
+
+    number: str
+    buyer_email: str
+    buyer_name: str
+    seller_email: str
+    seller_name: str
+    currency: str
+    total: Decimal
+    payment_method: str
+    payment_reference: str
+    placed_at: datetime
+    items: list[ItemIn]
+    deliver_by: datetime | None = None
+    card_brand: str = ""
+    card_last4: str = ""
+
+
+# At most this many orders per call: the API's batch limit (docs/api.md, Orders, Batch ingest).
+ORDERS_INGEST_MAX = 500
+
+
+def _email_key(email: str) -> str:
+    return email.strip().lower()
+
+
+def _users_by_email(names: dict[str, str]) -> dict[str, User]:
+    """The accounts of these emails (lower-cased → name for a new one), creating the missing
+    ones: one read and one insert for any number."""
+    found = {u.email: u for u in User.objects.filter(email__in=list(names))}
+    missing = [email for email in names if email not in found]
+    if missing:
+        new = []
+        for email in missing:
+            user = User(email=email, name=names[email])
+            user.set_unusable_password()
+            new.append(user)
+        try:
+            with transaction.atomic():
+                User.objects.bulk_create(new)
+            found.update((u.email, u) for u in new)
+        except IntegrityError:
+            # Another request created one of them meanwhile: take each one by one.
+            for email in missing:
+                found[email] = user_get_or_create(email=email, name=names[email])
+    return found
+
+
+def _shops_for_sellers(sellers: list[User]) -> dict[int, Shop]:
+    """Each seller's first shop, a new one for a seller without (the slug rule of
+    `shop_for_seller`): a constant number of queries for any number of sellers."""
+    from django.utils.text import slugify
+
+    shops: dict[int, Shop] = {}
+    for shop in Shop.objects.filter(owner__in=sellers).order_by("owner_id", "-id"):
+        shops[shop.owner_id] = shop  # the last written per owner is its lowest id
+    bare = [seller for seller in sellers if seller.pk not in shops]
+    if not bare:
+        return shops
+    bases = {
+        seller.pk: slugify(seller.name or seller.email.split("@")[0]) or "shop" for seller in bare
+    }
+    wanted = Q()
+    for base in set(bases.values()):
+        wanted |= Q(slug=base) | Q(slug__startswith=f"{base}-")
+    for _attempt in range(SHOP_SLUG_ATTEMPTS):
+        taken = set(Shop.objects.filter(wanted).values_list("slug", flat=True))
+        new = []
+        for seller in bare:
+            base = slug = bases[seller.pk]
+            n = 1
+            while slug in taken:
+                n += 1
+                slug = f"{base}-{n}"
+            taken.add(slug)
+            new.append(Shop(owner=seller, slug=slug, name=seller.name or slug))
+        try:
+            # A concurrent ingest may take one of these slugs first: read them again and retry.
+            with transaction.atomic():
+                Shop.objects.bulk_create(new)
+        except IntegrityError:
+            continue
+        shops.update((shop.owner_id, shop) for shop in new)
+        return shops
+    for seller in bare:
+        shops[seller.pk] = shop_for_seller(seller=seller)
+    return shops
+
+
 @transaction.atomic
+def orders_ingest(*, rows: list[OrderRow], actor: User | None = None) -> list[Order | DomainError]:
+    """Take orders from the marketplace, each on its own: the result at each row's index is the
+    order written or the domain error that refused it, and a refused row never blocks another
+    (docs/rules.md, Orders). Accounts are created by email when new. A number already received,
+    or received earlier in the same rows, is a `Duplicate`.
+
+    The one implementation for one order (`order_ingest`) and a batch: a constant number of
+    queries however many rows (docs/architecture.md, Batch ingest)."""
+    if len(rows) > ORDERS_INGEST_MAX:
+        raise ValidationFailed(
+            f"At most {ORDERS_INGEST_MAX} orders at once.",
+            fields={"orders": [f"At most {ORDERS_INGEST_MAX} orders."]},
+        )
+    results: list[Order | DomainError | None] = [None] * len(rows)
+    existing = set(
+        Order.objects.filter(number__in={row.number for row in rows}).values_list(
+            "number", flat=True
+        )
+    )
+    taken: set[str] = set()
+    accepted: list[int] = []
+    names: dict[str, str] = {}
+    for index, row in enumerate(rows):
+        if sum((i.unit_price * i.quantity for i in row.items), Decimal(0)) != row.total:
+            results[index] = ValidationFailed(
+                "The total must equal the sum of the line items.",
+                fields={"total": ["Does not equal the sum of quantity × unit_price."]},
+            )
+        elif row.number in existing or row.number in taken:
+            results[index] = Duplicate(f"Order {row.number} was already received.")
+        elif _email_key(row.buyer_email) == _email_key(row.seller_email):
+            results[index] = ValidationFailed(
+                "The buyer and the seller must be different accounts.",
+                fields={"seller": ["Same account as the buyer."]},
+            )
+        else:
+            taken.add(row.number)
+            accepted.append(index)
+            names.setdefault(_email_key(row.buyer_email), row.buyer_name)
+            names.setdefault(_email_key(row.seller_email), row.seller_name)
+    users = _users_by_email(names)
+    sellers = {}
+    for index in accepted:
+        seller = users[_email_key(rows[index].seller_email)]
+        sellers[seller.pk] = seller
+    shops = _shops_for_sellers(list(sellers.values()))
+    orders: dict[int, Order] = {}
+    for index in accepted:
+        row = rows[index]
+        shop = shops[users[_email_key(row.seller_email)].pk]
+        orders[index] = Order(
+            number=row.number,
+            buyer=users[_email_key(row.buyer_email)],
+            shop=shop,
+            currency=row.currency,
+            total=row.total,
+            payment_method=row.payment_method,
+            payment_reference=row.payment_reference,
+            card_brand=row.card_brand,
+            card_last4=row.card_last4,
+            placed_at=row.placed_at,
+            deliver_by=row.deliver_by,
+            return_policy=shop.return_policy,
+        )
+    try:
+        with transaction.atomic():
+            Order.objects.bulk_create(orders.values())
+    except IntegrityError:
+        # Another request took one of these numbers meanwhile: one by one, that one a 409.
+        for index, order in list(orders.items()):
+            order.pk = None
+            try:
+                with transaction.atomic():
+                    order.save(force_insert=True)
+            except IntegrityError:
+                results[index] = Duplicate(f"Order {order.number} was already received.")
+                del orders[index]
+    OrderItem.objects.bulk_create(
+        OrderItem(
+            order=order, sku=i.sku, title=i.title, quantity=i.quantity, unit_price=i.unit_price
+        )
+        for index, order in orders.items()
+        for i in rows[index].items
+    )
+    events.events_save(
+        [events.order_received_event(order=order, actor=actor) for order in orders.values()]
+    )
+    for index, order in orders.items():
+        results[index] = order
+    return [result for result in results if result is not None]
+
+
 def order_ingest(
     *,
     number: str,
@@ -121,48 +316,27 @@ def order_ingest(
     card_last4: str = "",
     actor: User | None = None,
 ) -> Order:
-    """Take an order from the marketplace; accounts are created by email when new."""
-    if sum((i.unit_price * i.quantity for i in items), Decimal(0)) != total:
-        raise ValidationFailed(
-            "The total must equal the sum of the line items.",
-            fields={"total": ["Does not equal the sum of quantity × unit_price."]},
-        )
-    if Order.objects.filter(number=number).exists():
-        raise Duplicate(f"Order {number} was already received.")
-    buyer = user_get_or_create(email=buyer_email, name=buyer_name)
-    seller = user_get_or_create(email=seller_email, name=seller_name)
-    if buyer.pk == seller.pk:
-        raise ValidationFailed(
-            "The buyer and the seller must be different accounts.",
-            fields={"seller": ["Same account as the buyer."]},
-        )
-    shop = shop_for_seller(seller=seller)
-    try:
-        with transaction.atomic():
-            order = Order.objects.create(
-                number=number,
-                buyer=buyer,
-                shop=shop,
-                currency=currency,
-                total=total,
-                payment_method=payment_method,
-                payment_reference=payment_reference,
-                card_brand=card_brand,
-                card_last4=card_last4,
-                placed_at=placed_at,
-                deliver_by=deliver_by,
-                return_policy=shop.return_policy,
-            )
-    except IntegrityError as exc:
-        raise Duplicate(f"Order {number} was already received.") from exc
-    OrderItem.objects.bulk_create(
-        OrderItem(
-            order=order, sku=i.sku, title=i.title, quantity=i.quantity, unit_price=i.unit_price
-        )
-        for i in items
+    """Take one order from the marketplace (`orders_ingest` with one row); raises its error."""
+    row = OrderRow(
+        number=number,
+        buyer_email=buyer_email,
+        buyer_name=buyer_name,
+        seller_email=seller_email,
+        seller_name=seller_name,
+        currency=currency,
+        total=total,
+        payment_method=payment_method,
+        payment_reference=payment_reference,
+        placed_at=placed_at,
+        items=items,
+        deliver_by=deliver_by,
+        card_brand=card_brand,
+        card_last4=card_last4,
     )
-    events.event_order_received(order=order, actor=actor)
-    return order
+    (result,) = orders_ingest(rows=[row], actor=actor)
+    if isinstance(result, DomainError):
+        raise result
+    return result
 
 
 def _lock_order(order: Order | str | int) -> Order:

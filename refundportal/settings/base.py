@@ -247,6 +247,8 @@ API_MAX_BODY_BYTES = _env_or_fail("API_MAX_BODY_BYTES", int, 2 * 1024 * 1024)
 API_MAX_UPLOAD_BODY_BYTES = _env_or_fail(
     "API_MAX_UPLOAD_BODY_BYTES", int, EVIDENCE_MAX_BYTES + 1024 * 1024
 )
+# The batch endpoints' body (500 orders or events; docs/api.md, Batch ingest).
+API_MAX_BATCH_BODY_BYTES = _env_or_fail("API_MAX_BATCH_BODY_BYTES", int, 16 * 1024 * 1024)
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env("EMAIL_HOST", default="localhost")

@@ -19,6 +19,7 @@ import inspect
 import os
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,7 +39,8 @@ from notifications import services as notification_services
 from notifications.models import Notification
 from notifications.models import Status as NoticeStatus
 from orders import hooks
-from orders.models import Event, Order
+from orders.models import Event, IdempotencyKey, Order
+from orders.services import IDEMPOTENCY_KEY_LIFETIME
 from payouts import services as payout_services
 from payouts.models import GatewayRefund, Payout, PayoutStatus
 from refundportal.celery import app
@@ -86,6 +88,7 @@ def snapshot() -> dict[str, Any]:
     """Everything a task of ours writes, without timestamps that a no-op may not touch anyway."""
     return {
         "orders": sorted(Order.objects.values_list("number", "status", "reserved")),
+        "idempotency_keys": sorted(IdempotencyKey.objects.values_list("key", flat=True)),
         "payouts": sorted(
             Payout.objects.values_list(
                 "idempotency_key", "status", "amount", "attempts", "gateway_reference"
@@ -255,7 +258,29 @@ def refund_drafts_cleanup(buyer: Any, seller: Any) -> Prepared:
     return Prepared((), check)
 
 
+def idempotency_keys_expire(buyer: Any, seller: Any) -> Prepared:
+    # a key answered more than a day ago, and one answered just now (fresh keys each call)
+    tag = uuid.uuid4().hex
+    old = IdempotencyKey.objects.create(
+        user=buyer,
+        key=f"old-{tag}",
+        fingerprint="f" * 64,
+        created_at=timezone.now() - IDEMPOTENCY_KEY_LIFETIME - timedelta(minutes=1),
+        status_code=201,
+    )
+    fresh = IdempotencyKey.objects.create(
+        user=buyer, key=f"fresh-{tag}", fingerprint="f" * 64, status_code=201
+    )
+
+    def check() -> None:
+        assert not IdempotencyKey.objects.filter(pk=old.pk).exists()
+        assert IdempotencyKey.objects.filter(pk=fresh.pk).exists()
+
+    return Prepared((), check)
+
+
 SCENARIOS: dict[str, Callable[[Any, Any], Prepared]] = {
+    "orders.tasks.idempotency_keys_expire": idempotency_keys_expire,
     "payouts.tasks.payout_send": payout_send,
     "payouts.tasks.payouts_redispatch": payouts_redispatch,
     "refunds.tasks.refund_payouts_start": refund_payouts_start,

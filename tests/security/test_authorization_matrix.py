@@ -139,6 +139,39 @@ API: dict[str, dict[str, Cell]] = {
             },
         ),
     },
+    # Batches answer 200 with a result per item; a party is refused (403) as for one order.
+    "api:order-batch": {
+        "post": Cell(
+            "order",
+            api_feed(),
+            body=lambda: {
+                "orders": [
+                    {
+                        "number": "MATRIX-B1",
+                        "buyer": {"email": "nb@example.com"},
+                        "seller": {"email": "ns@example.com"},
+                        "currency": "USD",
+                        "total": "10.00",
+                        "payment_method": "paypal",
+                        "payment_reference": "PP-1",
+                        "placed_at": timezone.now().isoformat(),
+                        "items": [{"sku": "A", "title": "A", "quantity": 1, "unit_price": "10.00"}],
+                    }
+                ]
+            },
+        )
+    },
+    "api:order-event-batch": {
+        "post": Cell(
+            "fresh_order",
+            api_feed(),
+            body=lambda: {
+                "events": [
+                    {"number": "MATRIX-NONE", "type": "delivered", "at": timezone.now().isoformat()}
+                ]
+            },
+        )
+    },
     "api:order-detail": {"get": Cell("order", api_read())},
     "api:order-ship": {
         "post": Cell(

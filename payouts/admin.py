@@ -296,6 +296,7 @@ class PayoutAdmin(ReadOnlyAdmin):
                 ("Why it is not paid", payout.failure_reason or "—"),
             ],
             "change_url": change_url,
+            "submit_label": "Mark paid outside the portal",
         }
         return TemplateResponse(request, "admin/payouts/payout/paid_outside.html", context)
 

@@ -125,6 +125,29 @@ class Processes:
             self.smtp.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def redis(self) -> int:
+        """A private redis-server on a free port, keeping nothing on disk: the broker of the
+        benchmark's workers, apart from any Redis the machine runs."""
+        port = free_port()
+        self.start(
+            "redis",
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.tmp),
+            ],
+        )
+        wait_for_port(port)
+        return port
+
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.tmp / f"{name}.log"
         if not path.exists():
@@ -286,24 +309,7 @@ def main() -> int:
     schema_created = False
     try:
         # --- services -------------------------------------------------------------------
-        redis_port, smtp_port = free_port(), free_port()
-        running.start(
-            "redis",
-            [
-                "redis-server",
-                "--port",
-                str(redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(running.tmp),
-            ],
-        )
-        wait_for_port(redis_port)
+        redis_port, smtp_port = running.redis(), free_port()
         from aiosmtpd.controller import Controller
 
         sink = Sink()

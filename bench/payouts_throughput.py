@@ -45,10 +45,8 @@ from bench.notifications_throughput import (  # noqa: E402
     cpu_seconds,
     create_schema,
     drop_schema,
-    free_port,
     group_pids,
     schema_url,
-    wait_for_port,
 )
 
 RATIO_BUDGET = 0.80  # rate at 300 ms ÷ rate at 0 ms
@@ -217,24 +215,7 @@ def main() -> int:
     server = None
     try:
         # --- services -------------------------------------------------------------------
-        redis_port = free_port()
-        running.start(
-            "redis",
-            [
-                "redis-server",
-                "--port",
-                str(redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(running.tmp),
-            ],
-        )
-        wait_for_port(redis_port)
+        redis_port = running.redis()
         from tests.payouts.stripe_server import RunningStripeServer
 
         server = RunningStripeServer(STRIPE_KEY)

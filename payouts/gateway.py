@@ -283,10 +283,7 @@ class StripeGateway:
             try:
                 refund = client.v1.refunds.retrieve(known_reference)
             except (stripe.AuthenticationError, stripe.PermissionError) as exc:
-                raise GatewayUnauthorized(
-                    f"Stripe refused the API key (HTTP {exc.http_status}): set "
-                    "STRIPE_SECRET_KEY to a valid secret key; the payout waits"
-                ) from exc
+                raise _stripe_key_refused(exc) from exc
             except stripe.StripeError as exc:
                 # Whatever went wrong, the refund exists: ask again later, never re-create it.
                 raise GatewayTimeout(f"Stripe did not say: {_stripe_words(exc)}") from exc
@@ -313,10 +310,7 @@ class StripeGateway:
                 {"idempotency_key": idempotency_key},
             )
         except (stripe.AuthenticationError, stripe.PermissionError) as exc:
-            raise GatewayUnauthorized(
-                f"Stripe refused the API key (HTTP {exc.http_status}): set STRIPE_SECRET_KEY "
-                "to a valid secret key; the payout waits"
-            ) from exc
+            raise _stripe_key_refused(exc) from exc
         except stripe.CardError as exc:
             raise GatewayDeclined(f"Stripe declined the refund: {_stripe_words(exc)}") from exc
         except (stripe.RateLimitError, stripe.APIConnectionError) as exc:
@@ -384,13 +378,18 @@ def _stripe_find_refund(
             ):
                 return refund
     except (stripe.AuthenticationError, stripe.PermissionError) as exc:
-        raise GatewayUnauthorized(
-            f"Stripe refused the API key (HTTP {exc.http_status}): set STRIPE_SECRET_KEY "
-            "to a valid secret key; the payout waits"
-        ) from exc
+        raise _stripe_key_refused(exc) from exc
     except stripe.StripeError as exc:
         raise GatewayTimeout(f"Stripe did not list the refunds: {_stripe_words(exc)}") from exc
     return None
+
+
+def _stripe_key_refused(exc: Any) -> GatewayUnauthorized:
+    """Stripe refused our key (401/403), on any call: the payout waits for staff to fix it."""
+    return GatewayUnauthorized(
+        f"Stripe refused the API key (HTTP {exc.http_status}): set STRIPE_SECRET_KEY to a valid "
+        "secret key; the payout waits"
+    )
 
 
 def _stripe_words(exc: Exception) -> str:

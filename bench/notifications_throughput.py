@@ -226,6 +226,20 @@ def drop_schema(schema: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+def clean_up(running: Processes, schema: str | None) -> None:
+    """On the way out, whatever happened: the benchmark's connections, processes and schema."""
+    if "django" in sys.modules:
+        from django.db import connections
+
+        connections.close_all()
+    running.stop()
+    if schema is not None:
+        try:
+            drop_schema(schema)
+        except Exception as exc:
+            print(f"dropping schema {schema} failed: {exc!r}")
+
+
 def seed(count: int, tag: str) -> dict[str, Any]:
     """`count` committed events (one recipient each) on a fresh order of fresh accounts."""
     from datetime import timedelta
@@ -439,16 +453,7 @@ def main() -> int:
         print("PASS" if ok else "BELOW TARGET" if rate < TARGET else "FAIL")
         return 0 if ok else 1
     finally:
-        if "django" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        running.stop()
-        if schema_created:
-            try:
-                drop_schema(schema)
-            except Exception as exc:
-                print(f"dropping schema {schema} failed: {exc!r}")
+        clean_up(running, schema if schema_created else None)
 
 
 if __name__ == "__main__":

@@ -42,9 +42,9 @@ from bench.common import DB_NAME, PYTHON, django_env, load, machine  # noqa: E40
 from bench.notifications_throughput import (  # noqa: E402
     Processes,
     backend_pids,
+    clean_up,
     cpu_seconds,
     create_schema,
-    drop_schema,
     group_pids,
     schema_url,
 )
@@ -314,18 +314,9 @@ def main() -> int:
         print("PASS" if ok else "FAIL")
         return 0 if ok else 1
     finally:
-        if "django" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        running.stop()
+        clean_up(running, schema if schema_created else None)
         if server is not None:
             server.close()
-        if schema_created:
-            try:
-                drop_schema(schema)
-            except Exception as exc:
-                print(f"dropping schema {schema} failed: {exc!r}")
 
 
 if __name__ == "__main__":

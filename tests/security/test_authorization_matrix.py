@@ -37,7 +37,7 @@ from orders.services import api_token_issue
 from refunds import services as refund_services
 from refunds.evidence import evidence_add
 from tests.disputes.factories import dispute_for, rejected_case, with_statement
-from tests.orders.factories import OrderFactory
+from tests.orders.factories import OrderFactory, ingest_body
 from tests.refunds.factories import file_refund, png_bytes
 
 from .urlwalk import Route, all_routes, fill
@@ -126,17 +126,7 @@ API: dict[str, dict[str, Cell]] = {
             answers(
                 anonymous=401, buyer=403, other_buyer=403, seller=403, other_seller=403, staff=201
             ),
-            body=lambda: {
-                "number": "MATRIX-1",
-                "buyer": {"email": "nb@example.com"},
-                "seller": {"email": "ns@example.com"},
-                "currency": "USD",
-                "total": "10.00",
-                "payment_method": "paypal",
-                "payment_reference": "PP-1",
-                "placed_at": timezone.now().isoformat(),
-                "items": [{"sku": "A", "title": "A", "quantity": 1, "unit_price": "10.00"}],
-            },
+            body=lambda: ingest_body(number="MATRIX-1"),
         ),
     },
     # Batches answer 200 with a result per item; a party is refused (403) as for one order.
@@ -144,21 +134,7 @@ API: dict[str, dict[str, Cell]] = {
         "post": Cell(
             "order",
             api_feed(),
-            body=lambda: {
-                "orders": [
-                    {
-                        "number": "MATRIX-B1",
-                        "buyer": {"email": "nb@example.com"},
-                        "seller": {"email": "ns@example.com"},
-                        "currency": "USD",
-                        "total": "10.00",
-                        "payment_method": "paypal",
-                        "payment_reference": "PP-1",
-                        "placed_at": timezone.now().isoformat(),
-                        "items": [{"sku": "A", "title": "A", "quantity": 1, "unit_price": "10.00"}],
-                    }
-                ]
-            },
+            body=lambda: {"orders": [ingest_body(number="MATRIX-B1")]},
         )
     },
     "api:order-event-batch": {
